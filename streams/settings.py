@@ -1,0 +1,190 @@
+"""Runtime settings: one object, read from ``MUGPOS_*`` environment variables and ``.env``.
+
+Defaults match the development services that ``make services`` starts on loopback, so a
+newcomer can run every command without configuring anything. Each field's description is the
+documentation of its variable (the README table is generated from it).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "MUGPOS_"
+
+
+class SettingsError(ValueError):
+    """Raised when the environment holds an invalid setting; names the variable."""
+
+
+class Settings(BaseSettings):
+    """All knobs of a mugpos process. Every field maps to ``MUGPOS_<NAME>`` unless noted."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+        populate_by_name=True,
+    )
+
+    # -- Kafka ---------------------------------------------------------------------------
+    broker: str = Field(
+        "kafka://127.0.0.1:19092",
+        description="Kafka bootstrap servers, `kafka://host:port[;host:port]` (comma also accepted).",
+    )
+    topic_prefix: str = Field("mugpos.", description="Prefix of every topic name.")
+    images_partitions: int = Field(
+        12, ge=1, le=1024, description="Partitions of the images topic: the most GPU consumers that can share it."
+    )
+    partitions: int = Field(6, ge=1, le=1024, description="Partitions of the result topics.")
+    replication_factor: int = Field(1, ge=1, le=16, description="Replication factor of created topics.")
+    app_id: str = Field("mugpos", min_length=1, description="Faust application id (consumer group prefix).")
+
+    # -- Object store ----------------------------------------------------------------------
+    store: str = Field(
+        "s3://mugpos-images",
+        description="Where `mugpos produce` uploads images: `s3://bucket[/prefix]`, `r2://bucket[/prefix]` or `file:///path`.",
+    )
+    s3_endpoint: str = Field(
+        "http://127.0.0.1:8333",
+        description="S3 endpoint URL; empty means AWS. Cloudflare R2: `https://<account>.r2.cloudflarestorage.com`.",
+    )
+    aws_access_key_id: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("AWS_ACCESS_KEY_ID", "MUGPOS_AWS_ACCESS_KEY_ID"),
+        description="`AWS_ACCESS_KEY_ID`: S3/R2 access key (standard AWS variable).",
+    )
+    aws_secret_access_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("AWS_SECRET_ACCESS_KEY", "MUGPOS_AWS_SECRET_ACCESS_KEY"),
+        description="`AWS_SECRET_ACCESS_KEY`: S3/R2 secret key (standard AWS variable).",
+    )
+    aws_region: str = Field(
+        "us-east-1",
+        validation_alias=AliasChoices("AWS_DEFAULT_REGION", "AWS_REGION", "MUGPOS_AWS_REGION"),
+        description="`AWS_DEFAULT_REGION`: region for S3 signatures; R2 uses `auto`.",
+    )
+    store_concurrency: int = Field(16, ge=1, le=512, description="Most concurrent object-store requests per process.")
+    store_retries: int = Field(4, ge=0, le=20, description="Retries (with exponential backoff) of a failed store call.")
+    max_object_bytes: int = Field(
+        32 * 1024 * 1024, ge=1, description="Largest image object fetched, in bytes; bigger ones are dead-lettered."
+    )
+    max_image_pixels: int = Field(
+        50_000_000, ge=1, description="Largest decoded image, in pixels (decompression-bomb guard)."
+    )
+
+    # -- Caches and sinks -------------------------------------------------------------------
+    redis_url: str = Field("redis://127.0.0.1:16379/0", description="Redis URL of the result cache; empty disables it.")
+    cache_ttl_s: int = Field(86_400, ge=1, description="Lifetime of a cached detection in Redis, in seconds.")
+    mongodb_uri: str = Field(
+        "mongodb://127.0.0.1:27117", description="MongoDB URI of the results store; empty disables the sink."
+    )
+    mongodb_db: str = Field("mugpos", min_length=1, description="MongoDB database name.")
+
+    # -- Detection -----------------------------------------------------------------------------
+    batch_max: int = Field(32, ge=1, le=1024, description="Most images per inference batch.")
+    batch_wait_ms: int = Field(20, ge=0, le=60_000, description="Longest wait to fill a batch, in milliseconds.")
+    model: str = Field("models/weights/yolo26n.pt", description="Path of the Ultralytics detector weights (`.pt`).")
+    device: str = Field("auto", description="Torch device: `auto` (CUDA when present), `cpu`, `cuda`, `cuda:N`.")
+    image_size: int = Field(640, ge=32, le=4096, description="Model input size in pixels (letterboxed square).")
+    confidence: float = Field(0.25, ge=0.0, le=1.0, description="Lowest detection confidence reported.")
+    clip_weights: str = Field("", description="Local open_clip weights file; empty uses the dominant-colour attribute.")
+    clip_model: str = Field("ViT-B-32", description="open_clip architecture of `MUGPOS_CLIP_WEIGHTS`.")
+
+    # -- Web -----------------------------------------------------------------------------------
+    web_port: int = Field(
+        6066, ge=1, le=65535, description="Port of the worker's web server (stats, metrics, dashboard)."
+    )
+    web_host: str = Field("127.0.0.1", description="Interface the web server binds.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level of workers.")
+
+    @field_validator("broker")
+    @classmethod
+    def _check_broker(cls, value: str) -> str:
+        if not bootstrap_servers(value):
+            raise ValueError("expected kafka://host:port[;host:port...]")
+        return value
+
+    @field_validator("store")
+    @classmethod
+    def _check_store(cls, value: str) -> str:
+        scheme, _, rest = value.partition("://")
+        if scheme not in {"s3", "r2", "file"} or not rest.strip("/"):
+            raise ValueError("expected s3://bucket[/prefix], r2://bucket[/prefix] or file:///path")
+        return value
+
+    @field_validator("s3_endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL, or empty for AWS")
+        return value.rstrip("/")
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        if not set(value) <= allowed:
+            raise ValueError("topic names allow only letters, digits, '.', '_' and '-'")
+        return value
+
+    @property
+    def bootstrap(self) -> list[str]:
+        """Broker addresses as ``host:port`` strings for aiokafka."""
+        return bootstrap_servers(self.broker)
+
+    def topic(self, name: str) -> str:
+        """Full topic name of a logical topic (``images`` -> ``mugpos.images``)."""
+        return f"{self.topic_prefix}{name}"
+
+
+def bootstrap_servers(url: str) -> list[str]:
+    """Parse ``kafka://a:1;b:2`` (or comma separated, scheme optional) into ``['a:1', 'b:2']``."""
+    hosts: list[str] = []
+    for part in url.replace(",", ";").split(";"):
+        part = part.strip()
+        if part.startswith("kafka://"):
+            part = part[len("kafka://") :]
+        part = part.rstrip("/")
+        if not part:
+            continue
+        host, sep, port = part.rpartition(":")
+        if not sep or not host or "/" in host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+            return []
+        hosts.append(part)
+    return hosts
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets a field (honours the AWS aliases)."""
+    info = Settings.model_fields[field]
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        first = alias.choices[0]
+        return first if isinstance(first, str) else ENV_PREFIX + field.upper()
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
+    """Build settings, turning validation errors into one message that names each variable."""
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = err["loc"][0] if err["loc"] else "?"
+            name = env_name(str(loc)) if str(loc) in Settings.model_fields else str(loc)
+            problems.append(f"{name}={err.get('input')!r}: {err['msg']}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once."""
+    return load_settings()
