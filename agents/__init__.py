@@ -10,3 +10,7 @@ if TYPE_CHECKING:
 
 def register(app: MugposApp) -> None:
     """Attach the agents of ``app.role`` to the app."""
+    if app.role in ("all", "detect"):
+        from agents import detect
+
+        detect.register(app)

@@ -63,6 +63,8 @@ def create_app(settings: Settings, role: Role = "all", **overrides: object) -> M
         "store": "memory://",
         "web_stats_enabled": True,
         "web_metrics_enabled": True,
+        "broker_session_timeout": settings.session_timeout_s,
+        "broker_heartbeat_interval": settings.heartbeat_s,
         "broker_commit_every": 100,
         "broker_commit_interval": 1.0,
     }

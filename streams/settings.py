@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     partitions: int = Field(6, ge=1, le=1024, description="Partitions of the result topics.")
     replication_factor: int = Field(1, ge=1, le=16, description="Replication factor of created topics.")
     app_id: str = Field("mugpos", min_length=1, description="Faust application id (consumer group prefix).")
+    session_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="Consumer-group session timeout: how long a dead worker keeps its partitions."
+    )
+    heartbeat_s: float = Field(1.0, gt=0, le=60, description="Consumer-group heartbeat interval.")
 
     # -- Object store ----------------------------------------------------------------------
     store: str = Field(

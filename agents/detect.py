@@ -1,0 +1,97 @@
+"""Detection agent: images topic -> micro-batches -> detections topic (failures -> dlq).
+
+Values arrive as raw bytes and are decoded here, so a bad payload becomes a dead letter instead of
+stopping the agent. ``take_events`` acknowledges a batch only after this body returns, and the body
+returns only after every output of the batch has been delivered: at-least-once end to end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from faust.types import EventT, StreamT
+
+from models.batching import BatchProcessor, Failure
+from streams.app import MugposApp
+from streams.codec import CodecError, Record, codec
+from streams.deadletter import dead_letter, encode_dead_letter
+from streams.metrics import BATCH_SIZE, END_TO_END_SECONDS, IMAGES_PROCESSED, STAGE_SECONDS
+from streams.pipeline import build_processor
+
+log = logging.getLogger(__name__)
+
+
+def register(app: MugposApp) -> None:
+    """Attach the detection agent to ``app``."""
+    settings = app.settings
+    topics = app.mugpos_topics
+
+    @app.agent(topics.images, name="mugpos.detect")
+    async def detect(stream: StreamT[bytes]) -> None:
+        processor = await asyncio.to_thread(build_processor, settings)
+        app.mugpos_processor = processor  # type: ignore[attr-defined]
+        try:
+            batches = stream.take_events(settings.batch_max, within=settings.batch_wait_ms / 1000)  # type: ignore[attr-defined]
+            async for events in batches:
+                await handle_batch(app, processor, events)
+        finally:
+            processor.close()
+
+
+async def handle_batch(app: MugposApp, processor: BatchProcessor, events: Sequence[EventT]) -> None:
+    """Decode, process, and deliver one batch; returns only when every output is acknowledged."""
+    topics = app.mugpos_topics
+    started = time.perf_counter()
+    decoded: list[tuple[EventT, Record]] = []
+    sends: list[Awaitable[Any]] = []
+    for event in events:
+        try:
+            decoded.append((event, codec.decode_image_event(event.value)))
+        except CodecError as exc:
+            sends.append(await _dead(app, event, "decode", exc.reason, exc.message))
+    outcomes = await processor.process([record for _, record in decoded]) if decoded else []
+    BATCH_SIZE.observe(len(decoded))
+    now = datetime.now(UTC)
+    for (event, record), outcome in zip(decoded, outcomes, strict=True):
+        image_id = str(record["image_id"])
+        if isinstance(outcome, Failure):
+            sends.append(await _dead(app, event, outcome.stage, outcome.reason, outcome.message, image_id))
+            continue
+        try:
+            value = codec.encode("DetectionEvent", outcome)
+        except CodecError as exc:
+            sends.append(await _dead(app, event, "detect", "encode_error", exc.message, image_id))
+            continue
+        sends.append(await topics.detections.send(key=image_id.encode(), value=value))
+        IMAGES_PROCESSED.labels(str(outcome["cached"]).lower()).inc()
+        captured = outcome["captured_at"]
+        if isinstance(captured, datetime):
+            END_TO_END_SECONDS.observe(max((now - captured).total_seconds(), 0.0))
+        for stage in ("fetch", "decode", "inference"):
+            STAGE_SECONDS.labels(stage).observe(outcome["timings"][f"{stage}_ms"] / 1000)
+    await asyncio.gather(*sends)  # delivered before take_events acks the batch
+    STAGE_SECONDS.labels("batch").observe(time.perf_counter() - started)
+
+
+async def _dead(
+    app: MugposApp, event: EventT, stage: str, reason: str, message: str, image_id: str | None = None
+) -> Awaitable[Any]:
+    msg = event.message
+    log.info("dead letter %s/%s for %s: %s", stage, reason, image_id or msg.key, message)
+    record = dead_letter(
+        stage=stage,
+        reason=reason,
+        message=message,
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        key=msg.key if isinstance(msg.key, bytes) else None,
+        value=msg.value if isinstance(msg.value, bytes) else None,
+        image_id=image_id,
+    )
+    return await app.mugpos_topics.dlq.send(key=msg.key, value=encode_dead_letter(record))

@@ -1,0 +1,221 @@
+"""Batched YOLO detection on the raw torch module, returning Avro-shaped ``Detection`` dicts.
+
+Ultralytics' ``YOLO.predict`` re-letterboxes, re-decodes and builds ``Results``
+objects per call; a stream processor wants one forward pass per micro-batch
+with decoding and letterboxing already done in worker threads. So this class
+loads the checkpoint through Ultralytics (to get the exact model and class
+names), then drives the torch module itself and reuses Ultralytics' own
+non-max-suppression for post-processing, exactly as ``DetectionPredictor`` does.
+
+Importing ``models`` (this package) first pins the offline environment variables
+that Ultralytics reads at import time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import ultralytics
+from ultralytics import YOLO
+from ultralytics.utils import nms
+
+from models.checksum import file_sha256
+from models.classmap import ClassMap
+from models.letterbox import Letterboxed, letterbox, unletterbox
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` means the first CUDA GPU when there is one, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and resolved.index is None:
+        resolved = torch.device("cuda:0")
+    return resolved
+
+
+class Detector:
+    """A YOLO detector (Ultralytics ``.pt``) that runs one forward pass per batch of letterboxed images.
+
+    ``prepare`` is pure CPU and thread-safe (run it in a pool); ``infer`` runs the model and is
+    serialised by a lock, so call it from one inference thread or task.
+
+    ``end2end`` picks the detection head of NMS-free models such as YOLO26: None keeps the
+    installed Ultralytics' default (in 8.4 that is the one-to-many head followed by NMS, the
+    same as ``YOLO.predict()``), True uses the one-to-one head (no NMS, top-k only).
+    """
+
+    device: torch.device
+    half: bool
+    stride: int
+    image_size: int
+    confidence: float
+    iou: float
+    max_det: int
+    _model: torch.nn.Module
+    _end2end: bool
+    _names: dict[int, str]
+    _class_map: ClassMap
+    _lock: threading.Lock
+    _info: dict[str, str]
+
+    def __init__(
+        self,
+        weights: str | Path,
+        device: str = "auto",
+        image_size: int = 640,
+        confidence: float = 0.25,
+        iou: float = 0.7,
+        class_map: ClassMap | None = None,
+        *,
+        max_det: int = 300,
+        end2end: bool | None = None,
+    ) -> None:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            # Checked first: Ultralytics would try to download a missing file named like an official asset.
+            raise FileNotFoundError(f"YOLO weights file not found: {path}")
+        if path.suffix.lower() != ".pt":
+            raise ValueError(f"YOLO weights must be an Ultralytics .pt checkpoint, got {path}")
+        if not 0.0 <= confidence <= 1.0 or not 0.0 <= iou <= 1.0:
+            raise ValueError(f"confidence and iou must be within [0, 1], got {confidence} and {iou}")
+        self._path = path.resolve()
+        self._sha256 = file_sha256(self._path)
+        try:
+            yolo = YOLO(str(self._path), task="detect")
+        except Exception as exc:  # ultralytics raises KeyError/TypeError/... for damaged files
+            reason = f"{type(exc).__name__}: {exc}"
+            raise ValueError(f"not a loadable Ultralytics checkpoint: {self._path} ({reason})") from exc
+        module = yolo.model
+        if not isinstance(module, torch.nn.Module) or getattr(yolo, "task", None) != "detect":
+            raise ValueError(f"not a YOLO detection checkpoint: {self._path} (task={getattr(yolo, 'task', None)})")
+
+        self.device = resolve_device(device)
+        self.half = self.device.type == "cuda"
+        if end2end is not None and hasattr(module, "end2end"):
+            module.end2end = end2end  # select the head before fusing drops the other one
+        if hasattr(module, "fuse"):
+            module = module.fuse(verbose=False)
+        module = module.to(self.device).eval()
+        module = module.half() if self.half else module.float()
+        for param in module.parameters():
+            param.requires_grad_(False)
+        head = module.model[-1] if hasattr(module, "model") else None
+        if head is not None and hasattr(head, "max_det"):
+            head.max_det = max(max_det, 300)  # like the predictor: top-k before confidence filtering
+        self._model = module
+        self._end2end = bool(getattr(module, "end2end", False))
+        self.stride = max(int(module.stride.max()), 32) if hasattr(module, "stride") else 32
+        if image_size <= 0 or image_size % self.stride:
+            raise ValueError(f"image_size must be a positive multiple of {self.stride}, got {image_size}")
+        self.image_size = image_size
+        self.confidence = confidence
+        self.iou = iou
+        self.max_det = max_det
+        self._names = {int(k): str(v) for k, v in dict(yolo.names).items()}
+        self._class_map = (class_map or ClassMap()).bind(self._names)
+        self._lock = threading.Lock()
+        name = self._path.stem
+        self._info = {
+            "model_id": f"{name}-{self._sha256[:12]}",
+            "name": name,
+            "version": ultralytics.__version__,
+            "weights_sha256": self._sha256,
+            "device": str(self.device),
+        }
+
+    @property
+    def info(self) -> dict[str, str]:
+        """Identity of this model, shaped like the Avro ``ModelInfo`` record."""
+        return dict(self._info)
+
+    @property
+    def names(self) -> dict[int, str]:
+        """The model's classes, index -> name."""
+        return dict(self._names)
+
+    @property
+    def class_map(self) -> ClassMap:
+        """The class map bound to this model's classes."""
+        return self._class_map
+
+    @property
+    def end2end(self) -> bool:
+        """Whether the NMS-free one-to-one head is in use."""
+        return self._end2end
+
+    def prepare(self, img: np.ndarray) -> Letterboxed:
+        """Letterbox one decoded RGB image to the model's input size (CPU only, thread-safe)."""
+        return letterbox(img, self.image_size)
+
+    def warmup(self, batch_size: int = 1) -> None:
+        """Run throw-away passes so the first real batch does not pay for allocator and kernel setup."""
+        blank = np.full((self.image_size, self.image_size, 3), 114, dtype=np.uint8)
+        batch = [letterbox(blank, self.image_size)] * max(1, batch_size)
+        for _ in range(2 if self.device.type == "cuda" else 1):
+            self.infer(batch)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def detect(self, images: Sequence[np.ndarray]) -> list[list[dict[str, Any]]]:
+        """Convenience: prepare and infer in one call."""
+        return self.infer([self.prepare(image) for image in images])
+
+    def infer(self, batch: Sequence[Letterboxed]) -> list[list[dict[str, Any]]]:
+        """Detect objects in each letterboxed image with ONE forward pass; one list of detections per image."""
+        if not batch:
+            return []
+        for item in batch:
+            if item.image.shape != (self.image_size, self.image_size, 3):
+                raise ValueError(f"expected {self.image_size}px letterboxed images, got {item.image.shape}")
+        pixels = torch.from_numpy(np.stack([item.image for item in batch]))
+        if self.device.type == "cuda":
+            pixels = pixels.pin_memory().to(self.device, non_blocking=True)  # ship uint8, convert on the GPU
+        with self._lock, torch.inference_mode():
+            tensor = pixels.permute(0, 3, 1, 2)  # BHWC -> BCHW (RGB already)
+            tensor = (tensor.half() if self.half else tensor.float()).div_(255.0)
+            preds = self._model(tensor)
+            kept = nms.non_max_suppression(
+                preds,
+                self.confidence,
+                self.iou,
+                None,
+                False,
+                max_det=self.max_det,
+                nc=0,
+                end2end=self._end2end,
+            )
+            rows = [k.float().cpu().numpy() for k in kept]
+        return [self._to_detections(r, item) for r, item in zip(rows, batch, strict=True)]
+
+    def _to_detections(self, rows: np.ndarray, item: Letterboxed) -> list[dict[str, Any]]:
+        """Rows of (x1, y1, x2, y2, score, class) in model pixels -> Avro ``Detection`` dicts."""
+        if rows.size == 0:
+            return []
+        rows = rows[np.argsort(-rows[:, 4], kind="stable")]
+        boxes = unletterbox(rows[:, :4], item)
+        width, height = item.orig_size
+        detections: list[dict[str, Any]] = []
+        for (x1, y1, x2, y2), score, cls in zip(boxes.tolist(), rows[:, 4].tolist(), rows[:, 5].tolist(), strict=True):
+            if x2 <= x1 or y2 <= y1:
+                continue  # a box that lay entirely in the padding
+            class_id = int(cls)
+            class_name = self._names.get(class_id, str(class_id))
+            detections.append(
+                {
+                    "label": self._class_map.label(class_name),
+                    "class_id": class_id,
+                    "class_name": class_name,
+                    "confidence": float(score),
+                    "box": {"x1": x1, "y1": y1, "x2": x2, "y2": y2},
+                    "box_norm": {"x1": x1 / width, "y1": y1 / height, "x2": x2 / width, "y2": y2 / height},
+                    "attributes": {},
+                    "attribute_scores": {},
+                }
+            )
+        return detections

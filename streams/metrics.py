@@ -1,0 +1,28 @@
+"""Prometheus metrics of the project (``mugpos_*``): one registry-wide definition each.
+
+Labels are bounded: stage and reason codes come from fixed vocabularies, never from user data.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+IMAGES_PROCESSED = Counter("mugpos_images_processed_total", "Images that produced a detection event.", ["cached"])
+DEAD_LETTERS = Counter("mugpos_dead_letters_total", "Messages sent to the dead-letter topic.", ["stage", "reason"])
+CACHE_REQUESTS = Counter("mugpos_cache_requests_total", "Result-cache look-ups.", ["layer", "result"])
+CACHE_ERRORS = Counter("mugpos_cache_errors_total", "Result-cache calls that failed (Redis down).", ["operation"])
+STAGE_SECONDS = Histogram(
+    "mugpos_stage_duration_seconds",
+    "Time spent per stage and batch.",
+    ["stage"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+BATCH_SIZE = Histogram(
+    "mugpos_batch_size_images", "Images per inference batch.", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
+)
+END_TO_END_SECONDS = Histogram(
+    "mugpos_end_to_end_latency_seconds",
+    "From captured_at to the detection event.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+MODEL_INFO = Gauge("mugpos_model_info", "The loaded detector (value 1).", ["model_id", "device"])

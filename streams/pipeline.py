@@ -1,0 +1,36 @@
+"""Wiring of the detection pipeline from settings: detector, attributes, store and cache."""
+
+from __future__ import annotations
+
+import logging
+
+from models.attributes import load_attribute_tagger
+from models.batching import BatchProcessor
+from models.detector import Detector
+from streams.cache import ResultCache
+from streams.metrics import MODEL_INFO
+from streams.settings import Settings
+from streams.store import open_store
+
+log = logging.getLogger(__name__)
+
+
+def build_processor(settings: Settings, warmup: bool = True) -> BatchProcessor:
+    """Load the model (blocking: call from a thread) and connect its store and cache."""
+    detector = Detector(
+        settings.model, device=settings.device, image_size=settings.image_size, confidence=settings.confidence
+    )
+    if warmup:
+        detector.warmup(min(settings.batch_max, 8))
+    info = detector.info
+    MODEL_INFO.labels(info["model_id"], info["device"]).set(1)
+    log.info("detector %s on %s ready", info["model_id"], info["device"])
+    return BatchProcessor(
+        detector,
+        load_attribute_tagger(settings.clip_weights, settings.clip_model),
+        open_store(settings),
+        ResultCache(settings.redis_url, settings.cache_ttl_s),
+        max_pixels=settings.max_image_pixels,
+        max_bytes=settings.max_object_bytes,
+        batch_max=settings.batch_max,
+    )

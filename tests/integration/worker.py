@@ -1,0 +1,65 @@
+"""Run a real `mugpos worker` process against the local services, as a user would."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from streams.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment that reproduces ``settings`` in a child process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MUGPOS_", "AWS_"))}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        key = {
+            "aws_access_key_id": "AWS_ACCESS_KEY_ID",
+            "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
+            "aws_region": "AWS_DEFAULT_REGION",
+        }.get(name, f"MUGPOS_{name.upper()}")
+        env[key] = str(value)
+    env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def running_worker(
+    settings: Settings, log_path: Path, role: str = "detect", **extra: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start `mugpos worker --role ROLE`; stop it with SIGTERM (then SIGKILL) on exit."""
+    env = settings_env(settings, MUGPOS_WEB_PORT=str(free_port()), **extra)
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", "--role", role],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=str(Path(__file__).resolve().parents[2]),
+        )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
