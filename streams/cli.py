@@ -233,6 +233,20 @@ def show_settings() -> None:
         print(f"{env_name(field)}={'' if shown is None else shown}")
 
 
+#: Modules that add command groups to the CLI; each has ``register(cli: typer.Typer) -> None``.
+EXTENSIONS: tuple[str, ...] = ()
+
+
+def _load_extensions() -> None:
+    import importlib
+
+    for name in EXTENSIONS:
+        importlib.import_module(name).register(cli)
+
+
+_load_extensions()
+
+
 def main() -> None:
     """Console-script entry point."""
     # Client libraries log connection failures themselves; the CLI reports them once, in its own words.
