@@ -13,6 +13,7 @@ that Ultralytics reads at import time.
 
 from __future__ import annotations
 
+import platform
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,8 +35,11 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
     resolved = torch.device(device)
-    if resolved.type == "cuda" and resolved.index is None:
-        resolved = torch.device("cuda:0")
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available")
+        if resolved.index is None:
+            resolved = torch.device("cuda:0")
     return resolved
 
 
@@ -62,7 +66,7 @@ class Detector:
     _names: dict[int, str]
     _class_map: ClassMap
     _lock: threading.Lock
-    _info: dict[str, str]
+    _info: dict[str, Any]
 
     def __init__(
         self,
@@ -102,6 +106,14 @@ class Detector:
         if hasattr(module, "fuse"):
             module = module.fuse(verbose=False)
         module = module.to(self.device).eval()
+        if (
+            self.device.type == "cpu"
+            and platform.machine() in ("x86_64", "AMD64")
+            and torch.backends.mkldnn.is_available()
+        ):
+            # As Ultralytics' AutoBackend does (keeps results identical to YOLO.predict); a BHWC batch
+            # permuted to BCHW already has this layout, so the input needs no copy.
+            module = module.to(memory_format=torch.channels_last)
         module = module.half() if self.half else module.float()
         for param in module.parameters():
             param.requires_grad_(False)
@@ -127,12 +139,13 @@ class Detector:
             "version": ultralytics.__version__,
             "weights_sha256": self._sha256,
             "device": str(self.device),
+            "labels": sorted(self._class_map.labels),
         }
 
     @property
-    def info(self) -> dict[str, str]:
-        """Identity of this model, shaped like the Avro ``ModelInfo`` record."""
-        return dict(self._info)
+    def info(self) -> dict[str, Any]:
+        """Identity of this model, shaped like the Avro ``ModelInfo`` record (labels: what it can see)."""
+        return {**self._info, "labels": list(self._info["labels"])}
 
     @property
     def names(self) -> dict[int, str]:

@@ -10,6 +10,7 @@ because Pillow's libjpeg silently ignores "corrupt data" warnings.
 from __future__ import annotations
 
 import io
+import struct
 import sys
 import warnings
 import zlib
@@ -97,7 +98,7 @@ def decode_image(data: bytes, max_pixels: int) -> np.ndarray:
             raise
         except Image.DecompressionBombError as exc:
             raise ImageError(IMAGE_TOO_LARGE, str(exc)) from exc
-        except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, zlib.error) as exc:
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, zlib.error, struct.error) as exc:
             raise ImageError(IMAGE_CORRUPT, f"{image.format or 'image'} decode failed: {exc}") from exc
         return _to_rgb_array(oriented if oriented is not None else image)
     finally:

@@ -26,3 +26,5 @@ END_TO_END_SECONDS = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 MODEL_INFO = Gauge("mugpos_model_info", "The loaded detector (value 1).", ["model_id", "device"])
+SINK_WRITES = Counter("mugpos_sink_documents_total", "Documents upserted into MongoDB.", ["kind"])
+SINK_RETRIES = Counter("mugpos_sink_retries_total", "MongoDB write attempts that failed and were retried.")

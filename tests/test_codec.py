@@ -90,7 +90,14 @@ detection_events = st.fixed_dictionaries(
         "processed_at": timestamps,
         "sha256": optional(text),
         "model": st.fixed_dictionaries(
-            {"model_id": text, "name": text, "version": text, "weights_sha256": text, "device": text}
+            {
+                "model_id": text,
+                "name": text,
+                "version": text,
+                "weights_sha256": text,
+                "device": text,
+                "labels": st.lists(text, max_size=4),
+            }
         ),
         "image_width": int32,
         "image_height": int32,

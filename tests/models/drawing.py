@@ -66,10 +66,10 @@ def draw_mug_scene(
     cv2.line(
         img, (cx - w // 4, top + int(12 * s)), (cx - w // 4, bottom - int(6 * s)), highlight, int(6 * s), cv2.LINE_AA
     )
-    img = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
+    scene = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA)
     right = handle_centre[0] + handle_axes[0] + thickness // 2
     box = (float(cx - w // 2) / ss, float(top - ry) / ss, float(right) / ss, float(bottom + ry) / ss)
-    return img, box
+    return scene, box
 
 
 def iou(a: Box, b: Box) -> float:

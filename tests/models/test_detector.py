@@ -22,7 +22,7 @@ from models.detector import Detector
 from models.letterbox import letterbox
 from tests.models.drawing import draw_mug_scene, iou
 
-SCENES = {
+SCENES: dict[str, dict[str, Any]] = {
     "landscape_red_640x480": dict(width=640, height=480, mug_colour=(200, 30, 30)),
     "portrait_white_480x640": dict(width=480, height=640, mug_colour=(240, 240, 235), centre_x=0.35),
     "full_hd_blue_1920x1080": dict(width=1920, height=1080, mug_colour=(30, 60, 200), centre_x=0.6),
@@ -70,7 +70,10 @@ def test_detection_is_an_avro_detection_record(detector: Detector) -> None:
         "cached": False,
         "metadata": {},
     }
-    assert validate(event, parse_schema(schemas.schema_json("DetectionEvent")), strict=True)
+    schema = parse_schema(schemas.schema_json("DetectionEvent"))
+    assert validate(event, schema, strict=True)
+    [model] = [f for f in schemas.schema_json("DetectionEvent")["fields"] if f["name"] == "model"]
+    assert set(detector.info) == {f["name"] for f in model["type"]["fields"]}  # every ModelInfo field, no other
 
 
 def test_batch_of_three_sizes(detector: Detector) -> None:
@@ -110,7 +113,9 @@ def test_matches_ultralytics_predict(detector: Detector, weights: Path) -> None:
     """Same detections as YOLO.predict (square letterbox, i.e. rect=False): same model, same post-processing."""
     image, _ = draw_mug_scene(**SCENES["portrait_white_480x640"])
     [ours] = detector.detect([image])
-    result = ultralytics.YOLO(str(weights)).predict(image[..., ::-1].copy(), rect=False, device="cpu", verbose=False)
+    result: Any = ultralytics.YOLO(str(weights)).predict(
+        image[..., ::-1].copy(), rect=False, device="cpu", verbose=False
+    )
     theirs = result[0].boxes
     assert [d["class_id"] for d in ours] == theirs.cls.int().tolist()
     assert [d["confidence"] for d in ours] == pytest.approx(theirs.conf.tolist(), abs=1e-4)
@@ -119,13 +124,19 @@ def test_matches_ultralytics_predict(detector: Detector, weights: Path) -> None:
 
 def test_info_names_and_class_map(detector: Detector, weights: Path) -> None:
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-    assert detector.info == {
+    info = detector.info
+    labels = info.pop("labels")
+    assert info == {
         "model_id": f"yolo26n-{digest[:12]}",
         "name": "yolo26n",
         "version": ultralytics.__version__,
         "weights_sha256": digest,
         "device": "cpu",
     }
+    assert labels == sorted(labels)
+    assert {"mug", "surface", "person", "laptop"} <= set(labels)
+    assert "coaster" not in labels and "cup" not in labels and "dining table" not in labels
+    assert len(labels) == 80  # COCO names are unique, and so are their labels
     assert len(detector.names) == 80
     assert detector.names[41] == "cup"
     assert detector.names[60] == "dining table"

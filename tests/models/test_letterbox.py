@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -52,7 +54,7 @@ def test_matches_ultralytics_letterbox(width: int, height: int) -> None:
     from ultralytics.data.augment import LetterBox
 
     img = np.random.default_rng(width).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    theirs = LetterBox((640, 640), auto=False, stride=32)(image=img)
+    theirs: Any = LetterBox((640, 640), auto=False, stride=32)(image=img)
     assert np.array_equal(letterbox(img, 640).image, theirs)
 
 
