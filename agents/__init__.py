@@ -14,3 +14,11 @@ def register(app: MugposApp) -> None:
         from agents import detect
 
         detect.register(app)
+    if app.role in ("all", "analyze"):
+        from agents import sink
+
+        sink.register(app)
+    if app.role in ("all", "analyze"):
+        from agents import position
+
+        position.register(app)

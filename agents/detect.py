@@ -19,7 +19,7 @@ from faust.types import EventT, StreamT
 from models.batching import BatchProcessor, Failure
 from streams.app import MugposApp
 from streams.codec import CodecError, Record, codec
-from streams.deadletter import dead_letter, encode_dead_letter
+from streams.deadletter import send_dead_letter
 from streams.metrics import BATCH_SIZE, END_TO_END_SECONDS, IMAGES_PROCESSED, STAGE_SECONDS
 from streams.pipeline import build_processor
 
@@ -34,6 +34,7 @@ def register(app: MugposApp) -> None:
     @app.agent(topics.images, name="mugpos.detect")
     async def detect(stream: StreamT[bytes]) -> None:
         processor = await asyncio.to_thread(build_processor, settings)
+        app.mugpos_stats.model = processor.detector.info
         app.mugpos_processor = processor  # type: ignore[attr-defined]
         try:
             batches = stream.take_events(settings.batch_max, within=settings.batch_wait_ms / 1000)  # type: ignore[attr-defined]
@@ -53,45 +54,37 @@ async def handle_batch(app: MugposApp, processor: BatchProcessor, events: Sequen
         try:
             decoded.append((event, codec.decode_image_event(event.value)))
         except CodecError as exc:
-            sends.append(await _dead(app, event, "decode", exc.reason, exc.message))
+            sends.append(await send_dead_letter(app, event, "decode", exc.reason, exc.message))
     outcomes = await processor.process([record for _, record in decoded]) if decoded else []
     BATCH_SIZE.observe(len(decoded))
+    stats = app.mugpos_stats
+    stats.record_batch(len(decoded))
     now = datetime.now(UTC)
     for (event, record), outcome in zip(decoded, outcomes, strict=True):
         image_id = str(record["image_id"])
         if isinstance(outcome, Failure):
-            sends.append(await _dead(app, event, outcome.stage, outcome.reason, outcome.message, image_id))
+            sends.append(await send_dead_letter(app, event, outcome.stage, outcome.reason, outcome.message, image_id))
             continue
         try:
             value = codec.encode("DetectionEvent", outcome)
         except CodecError as exc:
-            sends.append(await _dead(app, event, "detect", "encode_error", exc.message, image_id))
+            sends.append(await send_dead_letter(app, event, "detect", "encode_error", exc.message, image_id))
             continue
         sends.append(await topics.detections.send(key=image_id.encode(), value=value))
         IMAGES_PROCESSED.labels(str(outcome["cached"]).lower()).inc()
+        stats.images.add()
+        stats.cache["hit" if outcome["cached"] else "miss"] += 1
         captured = outcome["captured_at"]
         if isinstance(captured, datetime):
-            END_TO_END_SECONDS.observe(max((now - captured).total_seconds(), 0.0))
-        for stage in ("fetch", "decode", "inference"):
-            STAGE_SECONDS.labels(stage).observe(outcome["timings"][f"{stage}_ms"] / 1000)
+            age = max((now - captured).total_seconds(), 0.0)
+            END_TO_END_SECONDS.observe(age)
+            stats.record_stage("end_to_end", age * 1000)
+        if not outcome["cached"]:
+            for stage in ("fetch", "decode", "inference"):
+                ms = outcome["timings"][f"{stage}_ms"]
+                STAGE_SECONDS.labels(stage).observe(ms / 1000)
+                stats.record_stage(stage, ms)
     await asyncio.gather(*sends)  # delivered before take_events acks the batch
-    STAGE_SECONDS.labels("batch").observe(time.perf_counter() - started)
-
-
-async def _dead(
-    app: MugposApp, event: EventT, stage: str, reason: str, message: str, image_id: str | None = None
-) -> Awaitable[Any]:
-    msg = event.message
-    log.info("dead letter %s/%s for %s: %s", stage, reason, image_id or msg.key, message)
-    record = dead_letter(
-        stage=stage,
-        reason=reason,
-        message=message,
-        topic=msg.topic,
-        partition=msg.partition,
-        offset=msg.offset,
-        key=msg.key if isinstance(msg.key, bytes) else None,
-        value=msg.value if isinstance(msg.value, bytes) else None,
-        image_id=image_id,
-    )
-    return await app.mugpos_topics.dlq.send(key=msg.key, value=encode_dead_letter(record))
+    elapsed = time.perf_counter() - started
+    STAGE_SECONDS.labels("batch").observe(elapsed)
+    stats.record_stage("batch", elapsed * 1000)

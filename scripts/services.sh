@@ -41,7 +41,8 @@ S3_SECRET="${AWS_SECRET_ACCESS_KEY:-mugpos-dev-secret}"
 READY_TIMEOUT="${MUGPOS_READY_TIMEOUT:-30}"   # seconds per service
 STOP_TIMEOUT="${MUGPOS_STOP_TIMEOUT:-10}"    # seconds before SIGKILL
 
-SERVICES=(broker s3 redis mongo)
+# MUGPOS_SERVICES narrows the set, e.g. "mongo" for a private instance in a test.
+read -r -a SERVICES <<< "${MUGPOS_SERVICES:-broker s3 redis mongo}"
 
 log() { printf '%s\n' "$*"; }
 die() { printf 'services.sh: %s\n' "$*" >&2; exit 1; }
@@ -227,8 +228,11 @@ start_mongo() {
   # names a live process, so we must NOT pre-write it (its foreground PID is the
   # PID we spawn anyway: setsid/nohup exec in place).
   # It logs to --log-file itself; its stdout/stderr (startup errors) go to mongo.log.out.
+  # --data-dir: one SQLite file per logical database, so databases are isolated as in
+  # MongoDB (with a single --db file, every database shares the same collections).
+  mkdir -p "$(data_dir mongo)/dbs"
   spawn "$(data_dir mongo)" - "$(log_file mongo).out" "$bin" \
-    --db "$(data_dir mongo)/mugpos.db" --host "$HOST" -p "$MONGO_PORT" \
+    --data-dir "$(data_dir mongo)/dbs" --host "$HOST" -p "$MONGO_PORT" \
     --pid-file "$(pid_file mongo)" --log-file "$(log_file mongo)"
 }
 

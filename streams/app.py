@@ -12,9 +12,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 import faust
+from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
+from streams.results import ResultsStore
 from streams.settings import Settings
+from streams.stats import PipelineStats
+from streams.store import open_store
 from streams.topics import topic_specs
+from streams.web import register_views
 
 Role = Literal["all", "detect", "analyze", "control"]
 ROLES: tuple[Role, ...] = ("all", "detect", "analyze", "control")
@@ -33,12 +38,27 @@ class Topics:
     dlq: faust.TopicT
 
 
+class MugposWeb(AiohttpWeb):
+    """Faust's aiohttp server with ``/`` left free for the dashboard; Faust's own stats move to /faust."""
+
+    production_blueprints = []  # noqa: RUF012 - overrides a ClassVar of the base
+    debug_blueprints = [  # noqa: RUF012
+        ("/faust/graph", "faust.web.apps.graph:blueprint"),
+        ("/faust", "faust.web.apps.stats:blueprint"),
+    ]
+
+
 class MugposApp(faust.App):
     """A Faust app that carries the mugpos settings and topics (``app.topics`` is Faust's conductor)."""
 
     settings: Settings
     role: Role
     mugpos_topics: Topics
+    mugpos_stats: PipelineStats
+    mugpos_results: ResultsStore
+
+    def _new_web(self) -> AiohttpWeb:
+        return MugposWeb(self)
 
 
 def app_id(settings: Settings, role: Role) -> str:
@@ -84,4 +104,7 @@ def create_app(settings: Settings, role: Role = "all", **overrides: object) -> M
         for spec in topic_specs(settings)
     }
     app.mugpos_topics = Topics(**declared)
+    app.mugpos_stats = PipelineStats()
+    app.mugpos_results = ResultsStore(settings, open_store(settings))
+    register_views(app)
     return app

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streams.codec import Record, codec
 from streams.metrics import DEAD_LETTERS
+
+if TYPE_CHECKING:
+    from faust.types import EventT
+
+    from streams.app import MugposApp
+
+log = logging.getLogger(__name__)
 
 _WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -45,3 +54,24 @@ def dead_letter(
 def encode_dead_letter(record: dict[str, Any]) -> bytes:
     """Avro bytes of a dead letter."""
     return codec.encode("DeadLetter", record)
+
+
+async def send_dead_letter(
+    app: MugposApp, event: EventT, stage: str, reason: str, message: str, image_id: str | None = None
+) -> Awaitable[Any]:
+    """Dead-letter a consumed Faust event; returns the delivery future (await it before acking)."""
+    msg = event.message
+    log.info("dead letter %s/%s for %s: %s", stage, reason, image_id or msg.key, message)
+    app.mugpos_stats.record_dead_letter(stage, reason)
+    record = dead_letter(
+        stage=stage,
+        reason=reason,
+        message=message,
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        key=msg.key if isinstance(msg.key, bytes) else None,
+        value=msg.value if isinstance(msg.value, bytes) else None,
+        image_id=image_id,
+    )
+    return await app.mugpos_topics.dlq.send(key=msg.key, value=encode_dead_letter(record))

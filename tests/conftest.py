@@ -70,6 +70,7 @@ def settings(services: dict[str, str], test_prefix: str, tmp_path_factory: pytes
         redis_url=services["MUGPOS_REDIS_URL"],
         mongodb_uri=services["MUGPOS_MONGODB_URI"],
         topic_prefix=test_prefix,
+        app_id=test_prefix.rstrip("."),  # a consumer group of its own too: groups are not per topic
         images_partitions=4,
         partitions=2,
     )

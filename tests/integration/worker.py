@@ -44,7 +44,7 @@ def running_worker(
     settings: Settings, log_path: Path, role: str = "detect", **extra: str
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start `mugpos worker --role ROLE`; stop it with SIGTERM (then SIGKILL) on exit."""
-    env = settings_env(settings, MUGPOS_WEB_PORT=str(free_port()), **extra)
+    env = settings_env(settings, **{"MUGPOS_WEB_PORT": str(free_port()), **extra})
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker", "--role", role],

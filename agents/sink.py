@@ -1,0 +1,99 @@
+"""Sink agent: detections, positions and actions -> MongoDB (idempotent upserts) and the web views.
+
+A batch is acknowledged only after MongoDB has stored it: while MongoDB is down the agent retries
+with backoff and its offsets stay where they are, so everything arrives once MongoDB is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from faust.types import EventT, StreamT
+
+from streams.app import MugposApp
+from streams.codec import CodecError, codec
+from streams.deadletter import send_dead_letter
+from streams.metrics import SINK_WRITES
+
+log = logging.getLogger(__name__)
+
+#: Logical topic -> (kind, Avro record name).
+SOURCES = {
+    "detections": ("detection", "DetectionEvent"),
+    "positions": ("position", "PositionEvent"),
+    "actions": ("action", "ActionEvent"),
+}
+
+
+def register(app: MugposApp) -> None:
+    """Attach the sink agent to ``app``."""
+    settings = app.settings
+    kinds = {settings.topic(logical): spec for logical, spec in SOURCES.items()}
+    source = app.topic(*kinds, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    results = app.mugpos_results
+
+    @app.agent(source, name="mugpos.sink")
+    async def sink(stream: StreamT[bytes]) -> None:
+        try:
+            await results.ensure_indexes()
+        except Exception as exc:  # MongoDB down at start: writes retry below; indexes come next start
+            log.warning("results store: could not create indexes now: %r", exc)
+        batches = stream.take_events(256, within=0.5)  # type: ignore[attr-defined]
+        async for events in batches:
+            await handle_batch(app, kinds, events)
+
+
+async def handle_batch(app: MugposApp, kinds: dict[str, tuple[str, str]], events: list[EventT]) -> None:
+    """Decode, remember for the web views, store in MongoDB (retrying), dead-letter what cannot be stored."""
+    items: list[tuple[str, dict[str, Any]]] = []
+    origins: list[EventT] = []
+    sends = []
+    for event in events:
+        kind, record_name = kinds[event.message.topic]
+        try:
+            record = codec.decode(event.value, record_name)
+        except CodecError as exc:
+            sends.append(await send_dead_letter(app, event, "sink", exc.reason, exc.message))
+            continue
+        items.append((kind, record))
+        origins.append(event)
+        app.mugpos_results.remember(kind, record)
+        _note(app, kind, record)
+    refused = await app.mugpos_results.write_with_retry(items)
+    for index in refused:
+        sends.append(
+            await send_dead_letter(app, origins[index], "sink", "sink_refused", "MongoDB refused the document")
+        )
+    for kind, _ in items:
+        SINK_WRITES.labels(kind).inc()
+    await asyncio.gather(*sends)
+
+
+def _note(app: MugposApp, kind: str, record: dict[str, Any]) -> None:
+    """Feed the dashboard's gallery and rates."""
+    stats = app.mugpos_stats
+    if kind == "detection":
+        stats.remember(
+            record["image_id"],
+            source=record["source"],
+            labels=[d["label"] for d in record["detections"]],
+            processed_at=record["processed_at"],
+            cached=record["cached"],
+        )
+    elif kind == "position":
+        stats.positions.add()
+        stats.remember(
+            record["image_id"],
+            verdict=record["verdict"],
+            reasons=list(record["reasons"]),
+            mug_count=record["mug_count"],
+        )
+    else:
+        stats.actions.add()
+        entry = stats.recent.get(record["image_id"])
+        if entry is not None:
+            entry.setdefault("rules", [])
+            if record["rule_name"] not in entry["rules"]:
+                entry["rules"].append(record["rule_name"])
