@@ -40,3 +40,9 @@ test: setup services
 lint: setup
 	.venv/bin/ruff check $(PACKAGES)
 	.venv/bin/mypy $(PACKAGES)
+
+# docker-compose.yml, the Dockerfile and deploy/ checked without a Docker engine or a cluster:
+# Compose spec + `docker compose config`, Kubernetes schemas, hadolint, settings names.
+.PHONY: deploy-check
+deploy-check: $(STAMP)
+	$(PY) -m pytest tests/deploy -m "not integration"
