@@ -7,7 +7,7 @@ STAMP := .venv/.installed
 
 WEIGHTS := models/weights/yolo26n.pt
 
-.PHONY: setup weights services services-down services-status test lint
+.PHONY: setup weights system-deps services services-down services-status test lint
 
 # Create the venv if missing; reinstall only when pyproject.toml is newer than the stamp.
 setup: $(STAMP) $(WEIGHTS)
@@ -34,7 +34,10 @@ services-down:
 services-status:
 	bash scripts/services.sh status
 
-test: setup services
+system-deps:
+	bash scripts/system-deps.sh
+
+test: setup system-deps services
 	$(PY) -m pytest
 
 lint: setup

@@ -455,7 +455,7 @@ def assess(
             found.append((coaster[0], f"mug {mug} {coaster[1]}"))
     if m.mug_count >= 2:
         found.extend(_close_pairs(m, ids, px_per_cm, config))
-    if config.warn_no_surface and m.mug_count and not m.surface_count:
+    if config.warn_no_surface and (m.surface_index == NO_INDEX).any():  # none, or only zero-area boxes
         found.append(("warning", "no table surface detected: edge distances unknown"))
 
     found.sort(key=lambda item: -VERDICTS.index(item[0]))  # stable: worst first, then in order of discovery

@@ -44,6 +44,17 @@ def load(name: str) -> Any:
     return parse_schema(schema_json(name))
 
 
+def history() -> list[Any]:
+    """Parsed earlier versions of the schemas (``history/<Record>.<n>.avsc``): messages written with
+    them stay readable after a schema evolves, since single-object encoding names the writer's version."""
+    folder = resources.files(__name__).joinpath("history")
+    return [
+        parse_schema(json.loads(entry.read_text(encoding="utf-8")))
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+        if entry.name.endswith(".avsc")
+    ]
+
+
 def all_schemas() -> dict[str, Any]:
     """Every parsed schema by short record name."""
     return {name: load(name) for name in SCHEMA_FILES}

@@ -50,6 +50,8 @@ class Codec:
         self._current: dict[str, tuple[bytes, Any]] = {}
         for name, parsed in schemas.all_schemas().items():
             self._current[name] = (self.register(parsed), parsed)
+        for parsed in schemas.history():
+            self.register(parsed)
 
     def register(self, parsed_schema: Any) -> bytes:
         """Teach the codec another writer schema (e.g. an older or newer version); returns its fingerprint."""

@@ -118,9 +118,7 @@ async def read_all(settings: Settings, topic: str) -> list[tuple[str, dict[str, 
 
 
 def test_positions_verdicts_and_dead_letters_from_a_real_worker(settings: Settings, tmp_path: Path) -> None:
-    # A consumer group of its own: a group shared with other runs on the broker waits for their members.
-    app_id = f"mugpos-{settings.topic_prefix.strip('.')}"
-    settings = settings.model_copy(update={"session_timeout_s": 4.0, "batch_wait_ms": 50, "app_id": app_id})
+    settings = settings.model_copy(update={"session_timeout_s": 4.0, "batch_wait_ms": 50})
     asyncio.run(produce(settings))
     log_path = tmp_path / "worker.log"
     with running_worker(settings, log_path, role="analyze") as proc:
