@@ -7,7 +7,7 @@ STAMP := .venv/.installed
 
 WEIGHTS := models/weights/yolo26n.pt
 
-.PHONY: setup weights system-deps services services-down services-status test lint
+.PHONY: setup weights system-deps demo services services-down services-status test lint
 
 # Create the venv if missing; reinstall only when pyproject.toml is newer than the stamp.
 setup: $(STAMP) $(WEIGHTS)
@@ -36,6 +36,10 @@ services-status:
 
 system-deps:
 	bash scripts/system-deps.sh
+
+# The main job on embedded defaults: a private broker, a file store, one worker; Ctrl-C stops it all.
+demo: setup
+	.venv/bin/mugpos demo
 
 test: setup system-deps services
 	$(PY) -m pytest

@@ -39,7 +39,7 @@ from models.detector import Detector  # noqa: E402
 from models.imaging import decode_image  # noqa: E402
 from streams.consumer import consume_events  # noqa: E402
 from streams.producer import ImageProducer  # noqa: E402
-from streams.settings import Settings, load_settings  # noqa: E402
+from streams.settings import Settings, load_settings, settings_env  # noqa: E402
 from streams.topics import ensure_topics  # noqa: E402
 
 console = Console(stderr=True)
@@ -89,23 +89,8 @@ def bench_naive(weights: str, images: list[bytes], imgsz: int, device: str) -> f
 
 
 def worker_env(settings: Settings, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MUGPOS_")}
-    for name in ("broker", "topic_prefix", "store", "s3_endpoint", "model", "device"):
-        env[f"MUGPOS_{name.upper()}"] = str(getattr(settings, name))
-    env.update(
-        MUGPOS_IMAGES_PARTITIONS=str(settings.images_partitions),
-        MUGPOS_PARTITIONS=str(settings.partitions),
-        MUGPOS_BATCH_MAX=str(settings.batch_max),
-        MUGPOS_BATCH_WAIT_MS=str(settings.batch_wait_ms),
-        MUGPOS_IMAGE_SIZE=str(settings.image_size),
-        MUGPOS_REDIS_URL="",
-        MUGPOS_SESSION_TIMEOUT_S="4",
-        MUGPOS_WEB_PORT=str(port),
-    )
-    if settings.aws_access_key_id and settings.aws_secret_access_key:
-        env["AWS_ACCESS_KEY_ID"] = settings.aws_access_key_id.get_secret_value()
-        env["AWS_SECRET_ACCESS_KEY"] = settings.aws_secret_access_key.get_secret_value()
-    return env
+    """The bench's worker: these settings, no Redis (every image must really run), a quick group join."""
+    return settings_env(settings, MUGPOS_REDIS_URL="", MUGPOS_SESSION_TIMEOUT_S="4", MUGPOS_WEB_PORT=str(port))
 
 
 async def run_phase(settings: Settings, images: list[bytes], rate: float | None, tag: str) -> dict[str, float]:

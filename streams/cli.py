@@ -198,6 +198,25 @@ def worker(
     faust.Worker(app, loglevel=settings.log_level).execute_from_commandline()
 
 
+@cli.command()
+def demo(
+    count: Annotated[int, typer.Option(min=1, max=500, help="Drawn scenes to analyse.")] = 12,
+    seed: Annotated[int, typer.Option(help="Scene seed.")] = 7,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Dashboard port.")] = 6066,
+    data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its store and logs.")] = Path(".run/demo"),
+    wait: Annotated[bool, typer.Option(help="Keep the dashboard up until Ctrl-C.")] = True,
+    timeout: Annotated[float, typer.Option(min=10, help="Longest wait for all verdicts, seconds.")] = 180.0,
+) -> None:
+    """Run the whole pipeline locally on embedded defaults and show the verdicts as they arrive."""
+    from streams.demo import run_demo
+
+    try:
+        code = run_demo(count=count, seed=seed, data_dir=data_dir, web_port=port, wait=wait, timeout_s=timeout)
+    except MugposError as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
+
+
 @topics_cli.command("create")
 def topics_create() -> None:
     """Create the missing topics with their configured partition counts."""
@@ -234,7 +253,7 @@ def show_settings() -> None:
 
 
 #: Modules that add command groups to the CLI; each has ``register(cli: typer.Typer) -> None``.
-EXTENSIONS: tuple[str, ...] = ()
+EXTENSIONS: tuple[str, ...] = ("streams.cli_ml", "streams.cli_rules")
 
 
 def _load_extensions() -> None:

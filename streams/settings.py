@@ -192,3 +192,24 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Set
 def get_settings() -> Settings:
     """Process-wide settings, read once."""
     return load_settings()
+
+
+def settings_env(settings: Settings, base: dict[str, str] | None = None, **extra: str) -> dict[str, str]:
+    """Environment that reproduces ``settings`` in a child process (e.g. a worker started by a tool).
+
+    Starts from ``base`` (default: this process's environment) without its MUGPOS_*/AWS_* variables,
+    so the child sees exactly these settings and nothing a shell left behind.
+    """
+    import os
+
+    source = os.environ if base is None else base
+    env = {k: v for k, v in source.items() if not k.startswith((ENV_PREFIX, "AWS_"))}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[env_name(name)] = str(value)
+    env.update(extra)
+    return env

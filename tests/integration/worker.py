@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import subprocess
@@ -11,32 +10,13 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from streams.settings import Settings
+from streams.settings import Settings, settings_env
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment that reproduces ``settings`` in a child process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MUGPOS_", "AWS_"))}
-    for name in Settings.model_fields:
-        value = getattr(settings, name)
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        key = {
-            "aws_access_key_id": "AWS_ACCESS_KEY_ID",
-            "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
-            "aws_region": "AWS_DEFAULT_REGION",
-        }.get(name, f"MUGPOS_{name.upper()}")
-        env[key] = str(value)
-    env.update(extra)
-    return env
 
 
 @contextlib.contextmanager
