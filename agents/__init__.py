@@ -22,3 +22,11 @@ def register(app: MugposApp) -> None:
         from agents import position
 
         position.register(app)
+    if app.role in ("all", "analyze"):
+        from agents import rules
+
+        rules.register(app)
+    if app.role in ("all", "control"):
+        from agents import control
+
+        control.register(app)

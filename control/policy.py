@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from control.signals import LoadSnapshot, PartitionLag
+from streams.errors import MugposError
 
 Action = Literal["up", "down", "hold", "wake", "sleep"]
 
 
-class ConfigError(ValueError):
+class ConfigError(MugposError, ValueError):
     """An impossible control configuration; the message names the setting and the fix."""
 
 

@@ -220,7 +220,7 @@ class LocalScaler:
         env = dict(os.environ)
         env.update({k: v.format(**values) for k, v in self.env.items()})
         if port is not None:
-            env.setdefault("MUGPOS_WEB_PORT", str(port))
+            env["MUGPOS_WEB_PORT"] = str(port)  # one port per worker on this host, whatever the parent had
         log_path = self.state_dir / f"worker-{slot}.log"
         with log_path.open("ab") as out:
             child = subprocess.Popen(

@@ -250,9 +250,14 @@ class LagReader:
         self._consumer = self._admin = None
 
     async def read(self) -> LagReading:
-        """One reading of every partition; raises ``BrokerUnavailable`` when the broker does not answer."""
+        """One reading of every partition; raises ``BrokerUnavailable`` when the broker does not answer.
+
+        Connects on first use (and again after a failed start), so a control loop started while the
+        broker is down recovers by itself."""
         if self._consumer is None or self._admin is None:
-            raise RuntimeError("LagReader.read() before start()")
+            await self.start()
+        if self._consumer is None or self._admin is None:
+            raise BrokerUnavailable(f"cannot read lag of {self.topic}: not connected")
         try:
             return await asyncio.wait_for(self._read(self._consumer, self._admin), self.timeout_s)
         except (KafkaError, OSError, TimeoutError) as exc:

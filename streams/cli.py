@@ -253,7 +253,7 @@ def show_settings() -> None:
 
 
 #: Modules that add command groups to the CLI; each has ``register(cli: typer.Typer) -> None``.
-EXTENSIONS: tuple[str, ...] = ()
+EXTENSIONS: tuple[str, ...] = ("streams.cli_rules",)
 
 
 def _load_extensions() -> None:

@@ -28,3 +28,8 @@ END_TO_END_SECONDS = Histogram(
 MODEL_INFO = Gauge("mugpos_model_info", "The loaded detector (value 1).", ["model_id", "device"])
 SINK_WRITES = Counter("mugpos_sink_documents_total", "Documents upserted into MongoDB.", ["kind"])
 SINK_RETRIES = Counter("mugpos_sink_retries_total", "MongoDB write attempts that failed and were retried.")
+DESIRED_WORKERS = Gauge("mugpos_desired_gpu_workers", "Detect workers the control agent wants running.")
+RUNNING_WORKERS = Gauge("mugpos_gpu_workers", "Detect workers the scaler reports running.")
+CONSUMER_LAG = Gauge(
+    "mugpos_consumer_lag_messages", "Messages waiting per partition of a topic.", ["topic", "partition"]
+)

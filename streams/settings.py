@@ -101,6 +101,27 @@ class Settings(BaseSettings):
     clip_weights: str = Field("", description="Local open_clip weights file; empty uses the dominant-colour attribute.")
     clip_model: str = Field("ViT-B-32", description="open_clip architecture of `MUGPOS_CLIP_WEIGHTS`.")
 
+    # -- Control (scaling of the detect workers) -----------------------------------------------
+    target_lag_s: float = Field(10.0, gt=0, description="Target drain time of the detection backlog, seconds.")
+    idle_s: float = Field(
+        300.0, ge=0, description="Seconds without lag or arrivals before detect workers go to zero (min workers 0)."
+    )
+    gpu_hour_cost: float = Field(2.5, ge=0, description="Price of one GPU-hour, for GPU-hours and $/1,000 images.")
+    min_workers: int = Field(0, ge=0, le=1024, description="Fewest detect workers; 0 allows scale-to-zero.")
+    max_workers: int = Field(
+        12, ge=1, le=1024, description="Most detect workers (also capped by the images partitions)."
+    )
+    scaler: Literal["none", "local", "kubernetes"] = Field(
+        "none", description="What applies scaling decisions: none (publish only), local processes, kubernetes."
+    )
+    worker_rate: float = Field(20.0, gt=0, description="Images/s one detect worker sustains, until measured.")
+    worker_startup_s: float = Field(20.0, ge=0, description="Seconds from starting a detect worker to it consuming.")
+    scale_down_s: float = Field(60.0, ge=0, description="Lower demand must hold this long before scaling down.")
+    control_interval_s: float = Field(5.0, gt=0, description="Seconds between control decisions.")
+    k8s_deployment: str = Field("mugpos-detect", min_length=1, description="Deployment the kubernetes scaler scales.")
+    k8s_namespace: str = Field("default", min_length=1, description="Namespace of that Deployment.")
+    worker_state_dir: str = Field(".run/workers", description="PID files and logs of the local scaler.")
+
     # -- Web -----------------------------------------------------------------------------------
     web_port: int = Field(
         6066, ge=1, le=65535, description="Port of the worker's web server (stats, metrics, dashboard)."

@@ -83,6 +83,8 @@ class PipelineStats:
         self.dead_letters: Counter[str] = Counter()
         self.lag: dict[str, dict[int, int]] = {}
         self.model: dict[str, Any] = {}
+        #: The control agent's counters and costs, when this worker runs it.
+        self.control: Callable[[], dict[str, Any]] | None = None
         self.recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._recent_size = recent
 
@@ -125,6 +127,7 @@ class PipelineStats:
             "lag": {topic: {str(p): n for p, n in sorted(parts.items())} for topic, parts in self.lag.items()},
             "model": self.model,
             "gpu": gpu_info(),
+            "control": self.control() if self.control is not None else None,
         }
 
 

@@ -1,0 +1,149 @@
+"""Rules agents: positions -> ActionEvents on the actions topic; actions -> webhooks, logs, topics.
+
+Thin like the detection agent: values arrive as raw bytes and are decoded here, failures become
+dead letters, and a batch is acknowledged only after everything it produced was delivered. A
+background task keeps the rule registry in step with the compacted rules topic (see
+``rules.store``), so rule changes apply to the running worker without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Sequence
+from typing import Any
+
+from faust import web
+from faust.types import EventT, StreamT
+
+from rules.config import load_config
+from rules.model import rule_to_json
+from rules.processor import RuleProcessor, make_cooldown
+from rules.senders import Dispatcher, LogSender, WebhookSender
+from rules.store import RuleFeed, RuleRegistry
+from streams.app import MugposApp
+from streams.codec import CodecError, codec
+from streams.deadletter import send_dead_letter
+from streams.metrics import STAGE_SECONDS
+from streams.topics import TOPIC_RECORDS
+
+log = logging.getLogger(__name__)
+
+POSITIONS_BATCH = 256
+ACTIONS_BATCH = 64
+
+
+def register(app: MugposApp) -> None:
+    """Attach the rule feed, the rules agent, the actions agent and the ``/mugpos/rules`` page to ``app``."""
+    settings = app.settings
+    topics = app.mugpos_topics
+    config = load_config()
+    registry = RuleRegistry()
+    processor = RuleProcessor(registry, make_cooldown(settings))
+    app.mugpos_rules = registry  # type: ignore[attr-defined]
+    own_topics = frozenset(settings.topic(name) for name in TOPIC_RECORDS)
+    extra_topics: dict[str, Any] = {}
+
+    @app.task
+    async def rules_feed() -> None:
+        await RuleFeed(settings, registry).run()
+
+    @app.agent(topics.positions, name="mugpos.rules")
+    async def evaluate(stream: StreamT[bytes]) -> None:
+        try:
+            await asyncio.wait_for(registry.ready.wait(), config.rules_ready_timeout_s)
+        except TimeoutError:
+            log.warning(
+                "rules topic not read within %.0f s; evaluating with the rules loaded so far",
+                config.rules_ready_timeout_s,
+            )
+        try:
+            async for events in stream.take_events(POSITIONS_BATCH, within=0.05):  # type: ignore[attr-defined]
+                await handle_positions(app, processor, events)
+        finally:
+            await processor.cooldown.close()
+
+    async def publish(topic: str, key: bytes, value: bytes) -> None:
+        if topic not in extra_topics:
+            extra_topics[topic] = app.topic(
+                topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+            )
+        await (await extra_topics[topic].send(key=key, value=value))
+
+    @app.agent(topics.actions, name="mugpos.actions")
+    async def deliver(stream: StreamT[bytes]) -> None:
+        webhook = WebhookSender(config)
+        dispatcher = Dispatcher(webhook, LogSender(), publish, own_topics)
+        try:
+            async for events in stream.take_events(ACTIONS_BATCH, within=0.05):  # type: ignore[attr-defined]
+                await handle_actions(app, dispatcher, events)
+        finally:
+            await webhook.close()
+
+    @app.page("/mugpos/rules")
+    async def rules_page(self: web.View, request: web.Request) -> web.Response:
+        """The rules this worker evaluates, as loaded here (``mugpos rules list`` reads the topic)."""
+        return self.json(
+            {
+                "ready": registry.ready.is_set(),
+                "version": registry.version,
+                "enabled": len(registry.ruleset),
+                "rules": [rule_to_json(r) for r in registry.rules.values()],
+                "invalid": registry.invalid,
+            }
+        )
+
+
+async def handle_positions(app: MugposApp, processor: RuleProcessor, events: Sequence[EventT]) -> None:
+    """Decode, evaluate and publish one batch; returns only when every output is acknowledged."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    sends: list[Awaitable[Any]] = []
+    for event in events:
+        try:
+            record = codec.decode(event.value, "PositionEvent")
+        except CodecError as exc:
+            sends.append(await send_dead_letter(app, event, "rules", exc.reason, exc.message))
+            continue
+        image_id = str(record.get("image_id"))
+        try:
+            actions = await processor.actions_for(record)
+            encoded = [(a["action_id"], codec.encode("ActionEvent", a)) for a in actions]
+        except CodecError as exc:
+            sends.append(await send_dead_letter(app, event, "rules", "encode_error", exc.message, image_id))
+            continue
+        except Exception as exc:  # a bug must cost one event (dead-lettered), never the agent
+            log.exception("rule evaluation failed for %s", image_id)
+            sends.append(await send_dead_letter(app, event, "rules", "internal_error", repr(exc)[:500], image_id))
+            continue
+        for key, value in encoded:
+            sends.append(await app.mugpos_topics.actions.send(key=key.encode(), value=value))
+    await asyncio.gather(*sends)  # delivered before take_events acks the batch
+    elapsed = loop.time() - started
+    STAGE_SECONDS.labels("rules").observe(elapsed)
+    app.mugpos_stats.record_stage("rules", elapsed * 1000)
+
+
+async def handle_actions(app: MugposApp, dispatcher: Dispatcher, events: Sequence[EventT]) -> None:
+    """Deliver one batch of ActionEvents concurrently; failures go to the dead-letter topic."""
+
+    async def one(event: EventT) -> Awaitable[Any] | None:
+        try:
+            action = codec.decode(event.value, "ActionEvent")
+        except CodecError as exc:
+            return await send_dead_letter(app, event, "action", exc.reason, exc.message)
+        try:
+            delivery = await dispatcher.deliver(action, event.value)
+        except Exception as exc:  # a sender bug must not stop deliveries
+            log.exception("delivery of %s failed", action.get("action_id"))
+            return await send_dead_letter(
+                app, event, "action", "internal_error", repr(exc)[:500], action.get("image_id")
+            )
+        if delivery.ok:
+            return None
+        log.warning("action %s not delivered: %s: %s", action.get("action_id"), delivery.reason, delivery.message)
+        message = f"{delivery.message} (after {delivery.attempts} attempt(s))"
+        return await send_dead_letter(app, event, "action", delivery.reason, message, action.get("image_id"))
+
+    pending = await asyncio.gather(*(one(e) for e in events))
+    await asyncio.gather(*(p for p in pending if p is not None))

@@ -1,0 +1,81 @@
+"""Rule-delivery settings, read from the environment in this one place.
+
+These belong in ``streams.settings.Settings`` eventually (the lead owns that file); until then the
+rules package reads them here, so moving them is a one-file change. Values are validated like
+settings: a bad value stops the process with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from rules.errors import RuleError
+
+
+class RulesConfigError(RuleError):
+    """An invalid ``MUGPOS_WEBHOOK_*`` / ``MUGPOS_RULES_*`` variable; the message names it."""
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    """Webhook delivery and rule-feed knobs."""
+
+    #: HMAC-SHA256 key for the ``X-Mugpos-Signature`` header; webhooks are refused without one.
+    webhook_secret: str = field(default="", repr=False)
+    #: Hosts webhooks may call: ``host``, ``host:port`` or ``*.domain``. Empty: no webhook allowed.
+    webhook_allowlist: tuple[str, ...] = ()
+    #: Per-attempt timeout, seconds.
+    webhook_timeout_s: float = 5.0
+    #: Retries after the first attempt (connection errors, timeouts, 429 and 5xx only).
+    webhook_retries: int = 3
+    #: First retry delay, doubled per retry (with jitter), seconds.
+    webhook_backoff_s: float = 0.5
+    #: Longest a starting worker waits to read the rules topic before evaluating positions, seconds.
+    rules_ready_timeout_s: float = 30.0
+
+
+ENV = {
+    "webhook_secret": "MUGPOS_WEBHOOK_SECRET",
+    "webhook_allowlist": "MUGPOS_WEBHOOK_ALLOWLIST",
+    "webhook_timeout_s": "MUGPOS_WEBHOOK_TIMEOUT_S",
+    "webhook_retries": "MUGPOS_WEBHOOK_RETRIES",
+    "webhook_backoff_s": "MUGPOS_WEBHOOK_BACKOFF_S",
+    "rules_ready_timeout_s": "MUGPOS_RULES_READY_TIMEOUT_S",
+}
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> RulesConfig:
+    """Read the variables in :data:`ENV` (unset or empty: the default)."""
+    env = os.environ if environ is None else environ
+    defaults = RulesConfig()
+    allow = env.get(ENV["webhook_allowlist"], "")
+    hosts = tuple(h.strip().lower() for h in allow.split(",") if h.strip())
+    for host in hosts:
+        if "/" in host or "@" in host or " " in host:
+            raise RulesConfigError(
+                f"{ENV['webhook_allowlist']}: {host!r} is not a host (use host, host:port or *.domain)"
+            )
+    return RulesConfig(
+        webhook_secret=env.get(ENV["webhook_secret"], ""),
+        webhook_allowlist=hosts,
+        webhook_timeout_s=_number(env, "webhook_timeout_s", defaults.webhook_timeout_s, 0.1, 300),
+        webhook_retries=int(_number(env, "webhook_retries", defaults.webhook_retries, 0, 20, integer=True)),
+        webhook_backoff_s=_number(env, "webhook_backoff_s", defaults.webhook_backoff_s, 0, 60),
+        rules_ready_timeout_s=_number(env, "rules_ready_timeout_s", defaults.rules_ready_timeout_s, 0, 600),
+    )
+
+
+def _number(env: Mapping[str, str], name: str, default: float, lo: float, hi: float, integer: bool = False) -> float:
+    raw = env.get(ENV[name], "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        kind = "a whole number" if integer else "a number"
+        raise RulesConfigError(f"{ENV[name]}={raw!r}: expected {kind}") from None
+    if not lo <= value <= hi:
+        raise RulesConfigError(f"{ENV[name]}={raw!r}: expected a value between {lo:g} and {hi:g}")
+    return value

@@ -1,0 +1,283 @@
+"""``mugpos rules``: add, list, remove and test rules (an extension loaded by ``streams.cli``).
+
+Rules are written to the compacted rules topic, which every worker follows, so ``add`` and ``rm``
+take effect on running workers within a poll interval. Every rule is validated here first, the
+same way workers validate it, so nothing invalid is ever stored. Exit codes follow the main CLI:
+0 success, 1 partial (``rm`` of an unknown id), 2 bad input or services down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+EXIT_PARTIAL, EXIT_FATAL = 1, 2
+MAX_EVENT_FILE_BYTES = 16 * 1024 * 1024
+
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = EXIT_FATAL) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+    raise typer.Exit(code)
+
+
+def _fail_plain(message: str, code: int = EXIT_FATAL) -> NoReturn:
+    """Multi-line messages (syntax errors with a caret) must keep their spacing: no markup, no wrapping."""
+    sys.stderr.write(f"error: {message}\n")
+    raise typer.Exit(code)
+
+
+def _settings() -> Any:
+    from streams.settings import SettingsError, get_settings
+
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        _fail(str(exc))
+
+
+def _config() -> Any:
+    from rules.config import load_config
+    from rules.errors import RuleError
+
+    try:
+        return load_config()
+    except RuleError as exc:
+        _fail(str(exc))
+
+
+def _read_text(path: Path, what: str, limit: int) -> str:
+    try:
+        data = sys.stdin.buffer.read(limit + 1) if str(path) == "-" else path.read_bytes()
+    except OSError as exc:
+        _fail(f"{path}: cannot read {what} ({exc.strerror or exc})")
+    if len(data) > limit:
+        _fail(f"{path}: {what} is larger than {limit} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        _fail(f"{path}: {what} is not UTF-8 text")
+
+
+def _build_rule(
+    text: str | None,
+    file: Path | None,
+    *,
+    allowlist: tuple[str, ...] | None,
+    overrides: dict[str, Any] | None = None,
+) -> Any:
+    """A validated rule from a sentence or a JSON file; exits 2 with the parser's message otherwise."""
+    from rules.errors import RuleSyntaxError, RuleValidationError
+    from rules.language import compile_sentence
+    from rules.model import MAX_JSON_BYTES, rule_from_json
+
+    if (text is None) == (file is None):
+        _fail('give either a sentence ("alert when a mug is not on a coaster") or --file rule.json')
+    try:
+        if file is not None:
+            return rule_from_json(_read_text(file, "rule JSON", MAX_JSON_BYTES), allowlist=allowlist)
+        return compile_sentence(text or "", allowlist=allowlist, **(overrides or {}))
+    except RuleSyntaxError as exc:
+        _fail_plain(str(exc))
+    except RuleValidationError as exc:
+        _fail(f"invalid rule: {exc}")
+
+
+def _check_publish_target(rule: Any, settings: Any) -> None:
+    from streams.topics import TOPIC_RECORDS
+
+    own = {settings.topic(name) for name in TOPIC_RECORDS} | set(TOPIC_RECORDS)
+    if rule.action.type == "publish" and rule.action.target in own:
+        _fail(f"invalid rule: action.target: {rule.action.target!r} is a mugpos topic; publishing there would loop")
+
+
+def _run(coro: Any) -> Any:
+    from streams.errors import MugposError
+
+    try:
+        return asyncio.run(coro)
+    except MugposError as exc:
+        _fail(str(exc))
+
+
+def register(cli: typer.Typer) -> None:
+    """Add the ``rules`` command group to the main CLI."""
+    rules_cli = typer.Typer(help="Add, list, remove and test rules (grammar: rules/GRAMMAR.md).", no_args_is_help=True)
+    cli.add_typer(rules_cli, name="rules")
+
+    @rules_cli.command("add")
+    def add(
+        text: Annotated[
+            str | None, typer.Argument(help='A sentence, e.g. "alert when a mug is not on a coaster".')
+        ] = None,
+        file: Annotated[Path | None, typer.Option("--file", "-f", help="A rule as JSON ('-' reads stdin).")] = None,
+        rule_id: Annotated[str | None, typer.Option("--id", help="Rule id (default: derived from the rule).")] = None,
+        name: Annotated[str | None, typer.Option(help="Short name (default: the sentence).")] = None,
+        severity: Annotated[
+            str | None, typer.Option(help="info, warning or critical (default: from the sentence).")
+        ] = None,
+        action: Annotated[str | None, typer.Option(help="publish, webhook or log.")] = None,
+        target: Annotated[str | None, typer.Option(help="Webhook URL or topic of the action.")] = None,
+        source: Annotated[list[str], typer.Option("--source", "-s", help="Limit to a source (repeatable).")] = [],  # noqa: B006
+        cooldown: Annotated[int | None, typer.Option(min=0, help="Seconds between actions per source.")] = None,
+        disabled: Annotated[bool, typer.Option("--disabled", help="Store the rule disabled.")] = False,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and print; store nothing.")] = False,
+    ) -> None:
+        """Compile and store a rule; prints its JSON (stdout) and id (stderr)."""
+        from rules.model import rule_to_json
+        from rules.store import RuleStore
+
+        config = _config()
+        overrides: dict[str, Any] = {
+            "rule_id": rule_id,
+            "name": name,
+            "severity": severity,
+            "action": action,
+            "target": target,
+            "sources": source,
+            "cooldown_s": cooldown,
+            "enabled": not disabled,
+        }
+        if file is not None and any(v not in (None, [], True) for v in overrides.values()):
+            _fail(
+                "--id, --name, --severity, --action, --target, --source, --cooldown and --disabled apply to sentences; "
+                "put them in the JSON file"
+            )
+        if severity is not None and severity not in ("info", "warning", "critical"):
+            _fail(f"--severity must be info, warning or critical, got {severity!r}")
+        if action is not None and action not in ("publish", "webhook", "log"):
+            _fail(f"--action must be publish, webhook or log, got {action!r}")
+        rule = _build_rule(text, file, allowlist=config.webhook_allowlist, overrides=overrides)
+        settings = _settings()
+        _check_publish_target(rule, settings)
+        if rule.action.type == "webhook" and not config.webhook_secret:
+            err.print("[yellow]warning:[/] MUGPOS_WEBHOOK_SECRET is not set here; workers refuse unsigned webhooks")
+        if not dry_run:
+            _run(RuleStore(settings).put(rule))  # stored before anything is printed: output means stored
+        print(json.dumps(rule_to_json(rule), indent=2, ensure_ascii=False))
+        if dry_run:
+            err.print(f"rule {rule.rule_id} is valid (not stored: --dry-run)", highlight=False)
+        else:
+            err.print(f"added rule {rule.rule_id} to {settings.topic('rules')}", highlight=False)
+
+    @rules_cli.command("list")
+    def list_rules(
+        as_json: Annotated[bool, typer.Option("--json", help="One JSON rule per line.")] = False,
+    ) -> None:
+        """Read the rules topic from the beginning and show the current rules."""
+        from rules.model import describe, rule_to_json
+        from rules.store import RuleStore
+
+        settings = _settings()
+        registry = _run(RuleStore(settings).read())
+        for rule_id, problem in sorted(registry.invalid.items()):
+            err.print(f"[yellow]invalid record[/] {rule_id}: {problem}", highlight=False, soft_wrap=True)
+        rules = sorted(registry.rules.values(), key=lambda r: r.rule_id)
+        if as_json:
+            for rule in rules:
+                sys.stdout.write(json.dumps(rule_to_json(rule), ensure_ascii=False) + "\n")
+            return
+        table = Table(title=f"{len(rules)} rule(s) on {settings.topic('rules')}")
+        for column in ("id", "on", "severity", "scope", "action", "cooldown", "condition"):
+            table.add_column(column, overflow="fold")
+        for rule in rules:
+            action = rule.action.type + (f" {rule.action.target}" if rule.action.target else "")
+            table.add_row(
+                rule.rule_id,
+                "yes" if rule.enabled else "no",
+                rule.severity,
+                ", ".join(rule.sources) or "all",
+                action,
+                f"{rule.cooldown_s} s",
+                describe(rule.condition),
+            )
+        Console().print(table)
+
+    @rules_cli.command("rm")
+    def remove(
+        rule_id: Annotated[str, typer.Argument(help="Id of the rule to delete.")],
+        force: Annotated[bool, typer.Option("--force", help="Write the tombstone even if the id is unknown.")] = False,
+    ) -> None:
+        """Delete a rule (a tombstone on the compacted rules topic)."""
+        from rules.model import RULE_ID
+        from rules.store import RuleStore
+
+        if not RULE_ID.fullmatch(rule_id):
+            _fail(f"{rule_id!r} is not a rule id")
+        settings = _settings()
+        store = RuleStore(settings)
+        if not force:
+            registry = _run(store.read())
+            if rule_id not in registry.rules and rule_id not in registry.invalid:
+                _fail(f"no rule {rule_id!r} on {settings.topic('rules')} (see `mugpos rules list`)", EXIT_PARTIAL)
+        _run(store.delete(rule_id))
+        err.print(f"removed rule {rule_id}", highlight=False)
+
+    @rules_cli.command("test")
+    def test(
+        text: Annotated[str | None, typer.Argument(help="A sentence to test.")] = None,
+        event: Annotated[
+            Path, typer.Option("--event", "-e", help="PositionEvent JSON: an object, a list, or JSON lines.")
+        ] = Path("-"),
+        file: Annotated[
+            Path | None, typer.Option("--file", "-f", help="Test a JSON rule instead of a sentence.")
+        ] = None,
+    ) -> None:
+        """Evaluate a rule offline against position events; prints one JSON result per event."""
+        from rules.engine import RuleSet
+
+        config = _config()
+        rule = _build_rule(text, file, allowlist=config.webhook_allowlist)
+        events = _load_events(_read_text(event, "event JSON", MAX_EVENT_FILE_BYTES), event)
+        ruleset = RuleSet([rule], include_disabled=True)
+        fired = 0
+        for index, record in enumerate(events):
+            evaluation = ruleset.evaluate(record)
+            result: dict[str, Any] = {
+                "event": index,
+                "image_id": record.get("image_id") if isinstance(record, dict) else None,
+                "rule_id": rule.rule_id,
+                "fires": bool(evaluation.matches),
+            }
+            if evaluation.matches:
+                from rules.actions import message_for
+
+                match = evaluation.matches[0]
+                fired += 1
+                result.update(mug_index=match.mug_index, evidence=match.evidence, message=message_for(match, record))
+            if evaluation.skips:
+                skip = evaluation.skips[0]
+                result["skipped"] = {"reason": skip.reason, "field": skip.field}
+            sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+        err.print(
+            f"rule {rule.rule_id} fires on {fired} of {len(events)} event(s) (cooldown not applied)", highlight=False
+        )
+
+
+def _load_events(text: str, path: Path) -> list[Any]:
+    """Position events from JSON: one object, a list of objects, or one object per line."""
+    stripped = text.strip()
+    if not stripped:
+        _fail(f"{path}: no events")
+    try:
+        data = json.loads(stripped)
+    except RecursionError:
+        _fail(f"{path}: JSON nested too deeply")
+    except ValueError:
+        try:
+            data = [json.loads(line) for line in stripped.splitlines() if line.strip()]
+        except (ValueError, RecursionError) as exc:
+            _fail(f"{path}: not JSON or JSON lines: {exc}")
+    events = data if isinstance(data, list) else [data]
+    for i, item in enumerate(events):
+        if not isinstance(item, dict):
+            _fail(f"{path}: event {i} is not a JSON object")
+    return events
