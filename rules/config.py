@@ -47,8 +47,15 @@ ENV = {
 
 
 def load_config(environ: Mapping[str, str] | None = None) -> RulesConfig:
-    """Read the variables in :data:`ENV` (unset or empty: the default)."""
-    env = os.environ if environ is None else environ
+    """Read the variables in :data:`ENV` (unset or empty: the default), from the environment and,
+    like every other setting, from a ``.env`` file in the working directory (the environment wins)."""
+    if environ is None:
+        from dotenv import dotenv_values
+
+        file_values = {k: v for k, v in dotenv_values(".env").items() if v is not None}
+        env: Mapping[str, str] = {**file_values, **os.environ}
+    else:
+        env = environ
     defaults = RulesConfig()
     allow = env.get(ENV["webhook_allowlist"], "")
     hosts = tuple(h.strip().lower() for h in allow.split(",") if h.strip())
