@@ -15,7 +15,7 @@ from faust.types import EventT, StreamT
 from streams.app import MugposApp
 from streams.codec import CodecError, codec
 from streams.deadletter import send_dead_letter
-from streams.metrics import SINK_WRITES
+from streams.metrics import ANNOTATED_WRITES, SINK_WRITES
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,8 @@ async def handle_batch(app: MugposApp, kinds: dict[str, tuple[str, str]], events
         app.mugpos_results.remember(kind, record)
         _note(app, kind, record)
     refused = await app.mugpos_results.write_with_retry(items)
+    if app.settings.store_annotated:
+        await _store_annotated(app, [record for kind, record in items if kind == "position"])
     for index in refused:
         sends.append(
             await send_dead_letter(app, origins[index], "sink", "sink_refused", "MongoDB refused the document")
@@ -97,3 +99,33 @@ def _note(app: MugposApp, kind: str, record: dict[str, Any]) -> None:
             entry.setdefault("rules", [])
             if record["rule_name"] not in entry["rules"]:
                 entry["rules"].append(record["rule_name"])
+
+
+async def _store_annotated(app: MugposApp, positions: list[dict[str, Any]]) -> None:
+    """Write ``<original>.annotated.jpg`` beside each original (MUGPOS_STORE_ANNOTATED=1).
+
+    Best effort: a failed write is counted and logged, never a reason to hold the batch."""
+    results = app.mugpos_results
+    for position in positions:
+        stored = await results.get(position["image_id"])
+        detection = (stored or {}).get("detection")
+        if detection is None or results.object_store is None:
+            ANNOTATED_WRITES.labels("no_detection").inc()
+            continue
+        try:
+            jpeg = await results.annotated(position["image_id"])
+            if jpeg is None:
+                ANNOTATED_WRITES.labels("unreadable").inc()
+                continue
+            await results.object_store.put(annotated_uri(detection["uri"]), jpeg, "image/jpeg")
+            ANNOTATED_WRITES.labels("written").inc()
+        except Exception as exc:  # the store may refuse; the result itself is already stored
+            ANNOTATED_WRITES.labels("error").inc()
+            log.warning("annotated image of %s not written: %r", position["image_id"], exc)
+
+
+def annotated_uri(uri: str) -> str:
+    """``s3://b/images/ab/x.jpg`` -> ``s3://b/images/ab/x.annotated.jpg``."""
+    head, _, tail = uri.rpartition("/")
+    stem = tail.rsplit(".", 1)[0] if "." in tail else tail
+    return f"{head}/{stem}.annotated.jpg"

@@ -193,8 +193,11 @@ def worker(
 
     import agents
 
-    app = create_app(settings, role)
-    agents.register(app)
+    try:
+        app = create_app(settings, role)
+        agents.register(app)
+    except MugposError as exc:  # e.g. an impossible control configuration: say so before starting
+        _fail(str(exc))
     faust.Worker(app, loglevel=settings.log_level).execute_from_commandline()
 
 

@@ -33,3 +33,4 @@ RUNNING_WORKERS = Gauge("mugpos_gpu_workers", "Detect workers the scaler reports
 CONSUMER_LAG = Gauge(
     "mugpos_consumer_lag_messages", "Messages waiting per partition of a topic.", ["topic", "partition"]
 )
+ANNOTATED_WRITES = Counter("mugpos_annotated_images_total", "Annotated images written to the store.", ["result"])

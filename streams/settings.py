@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     max_object_bytes: int = Field(
         32 * 1024 * 1024, ge=1, description="Largest image object fetched, in bytes; bigger ones are dead-lettered."
     )
+    store_annotated: bool = Field(
+        False, description="Also write each annotated image (boxes, verdict) to the store, next to the original."
+    )
     max_image_pixels: int = Field(
         50_000_000, ge=1, description="Largest decoded image, in pixels (decompression-bomb guard)."
     )

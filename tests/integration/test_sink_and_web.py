@@ -242,3 +242,39 @@ def test_web_views_stats_results_metrics_health_and_bad_requests(settings: Setti
             assert b"Traceback" not in body
             if status != 404 or path.startswith("/mugpos"):
                 assert "error" in json.loads(body), path
+
+
+def test_store_annotated_writes_the_annotated_image_next_to_the_original(settings: Settings, tmp_path: Path) -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from agents.sink import annotated_uri
+    from streams.store import open_store
+
+    settings = settings.model_copy(update={"mongodb_uri": "", "session_timeout_s": 4.0, "store_annotated": True})
+    asyncio.run(ensure_topics(settings))
+    buf = io.BytesIO()
+    Image.fromarray(np.full((480, 640, 3), 180, np.uint8)).save(buf, format="JPEG")
+
+    async def upload() -> str:
+        async with open_store(settings) as store:
+            return await store.put(f"annotated-test/{settings.topic_prefix}original.jpg", buf.getvalue(), "image/jpeg")
+
+    uri = asyncio.run(upload())
+    event = detection("annotate-1")
+    event["uri"] = uri
+
+    async def annotated_exists() -> bytes | None:
+        async with open_store(settings) as store:
+            target = annotated_uri(uri)
+            return await store.get(target) if await store.exists(target) else None
+
+    with running_worker(settings, tmp_path / "worker.log", role="analyze"):
+        asyncio.run(produce(settings, [("detections", "DetectionEvent", event)]))
+        wait_for(lambda: asyncio.run(annotated_exists()) is not None, 60, "the annotated image in the store")
+    jpeg = asyncio.run(annotated_exists())
+    assert jpeg is not None
+    with Image.open(io.BytesIO(jpeg)) as img:
+        assert img.format == "JPEG" and img.size == (640, 480)
