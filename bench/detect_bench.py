@@ -19,7 +19,6 @@ import io
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from models.detector import Detector  # noqa: E402
 from models.imaging import decode_image  # noqa: E402
 from streams.consumer import consume_events  # noqa: E402
+from streams.processes import stop_process  # noqa: E402
 from streams.producer import ImageProducer  # noqa: E402
 from streams.settings import Settings, load_settings, settings_env  # noqa: E402
 from streams.topics import ensure_topics  # noqa: E402
@@ -147,11 +147,7 @@ async def bench_pipeline(settings: Settings, images: list[bytes], low_rate: floa
         low = await run_phase(settings, make_images(low_count, seed + 2), low_rate, "low")
         high = await run_phase(settings, images, None, "sat")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, timeout_s=30)
         log.close()
     return {"low": low, "saturating": high}
 

@@ -76,7 +76,7 @@ def _build_rule(
 ) -> Any:
     """A validated rule from a sentence or a JSON file; exits 2 with the parser's message otherwise."""
     from rules.errors import RuleSyntaxError, RuleValidationError
-    from rules.language import compile_sentence
+    from rules.manage import rule_from_sentence
     from rules.model import MAX_JSON_BYTES, rule_from_json
 
     if (text is None) == (file is None):
@@ -84,7 +84,7 @@ def _build_rule(
     try:
         if file is not None:
             return rule_from_json(_read_text(file, "rule JSON", MAX_JSON_BYTES), allowlist=allowlist)
-        return compile_sentence(text or "", allowlist=allowlist, **(overrides or {}))
+        return rule_from_sentence(text or "", overrides, allowlist=allowlist)
     except RuleSyntaxError as exc:
         _fail_plain(str(exc))
     except RuleValidationError as exc:
@@ -92,11 +92,13 @@ def _build_rule(
 
 
 def _check_publish_target(rule: Any, settings: Any) -> None:
-    from streams.topics import TOPIC_RECORDS
+    from rules.errors import RuleValidationError
+    from rules.manage import check_publish_target
 
-    own = {settings.topic(name) for name in TOPIC_RECORDS} | set(TOPIC_RECORDS)
-    if rule.action.type == "publish" and rule.action.target in own:
-        _fail(f"invalid rule: action.target: {rule.action.target!r} is a mugpos topic; publishing there would loop")
+    try:
+        check_publish_target(rule, settings)
+    except RuleValidationError as exc:
+        _fail(f"invalid rule: {exc}")
 
 
 def _run(coro: Any) -> Any:
@@ -232,31 +234,15 @@ def register(cli: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Evaluate a rule offline against position events; prints one JSON result per event."""
-        from rules.engine import RuleSet
+        from rules.manage import try_rule
 
         config = _config()
         rule = _build_rule(text, file, allowlist=config.webhook_allowlist)
         events = _load_events(_read_text(event, "event JSON", MAX_EVENT_FILE_BYTES), event)
-        ruleset = RuleSet([rule], include_disabled=True)
-        fired = 0
-        for index, record in enumerate(events):
-            evaluation = ruleset.evaluate(record)
-            result: dict[str, Any] = {
-                "event": index,
-                "image_id": record.get("image_id") if isinstance(record, dict) else None,
-                "rule_id": rule.rule_id,
-                "fires": bool(evaluation.matches),
-            }
-            if evaluation.matches:
-                from rules.actions import message_for
-
-                match = evaluation.matches[0]
-                fired += 1
-                result.update(mug_index=match.mug_index, evidence=match.evidence, message=message_for(match, record))
-            if evaluation.skips:
-                skip = evaluation.skips[0]
-                result["skipped"] = {"reason": skip.reason, "field": skip.field}
+        results = try_rule(rule, events)
+        for result in results:
             sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+        fired = sum(1 for r in results if r["fires"])
         err.print(
             f"rule {rule.rule_id} fires on {fired} of {len(events)} event(s) (cooldown not applied)", highlight=False
         )
@@ -264,20 +250,10 @@ def register(cli: typer.Typer) -> None:
 
 def _load_events(text: str, path: Path) -> list[Any]:
     """Position events from JSON: one object, a list of objects, or one object per line."""
-    stripped = text.strip()
-    if not stripped:
-        _fail(f"{path}: no events")
+    from rules.errors import RuleError
+    from rules.manage import parse_events
+
     try:
-        data = json.loads(stripped)
-    except RecursionError:
-        _fail(f"{path}: JSON nested too deeply")
-    except ValueError:
-        try:
-            data = [json.loads(line) for line in stripped.splitlines() if line.strip()]
-        except (ValueError, RecursionError) as exc:
-            _fail(f"{path}: not JSON or JSON lines: {exc}")
-    events = data if isinstance(data, list) else [data]
-    for i, item in enumerate(events):
-        if not isinstance(item, dict):
-            _fail(f"{path}: event {i} is not a JSON object")
-    return events
+        return parse_events(text)
+    except RuleError as exc:
+        _fail(f"{path}: {exc}")

@@ -13,12 +13,10 @@ import asyncio
 import contextlib
 import io
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from rich.table import Table
 
 from streams.consumer import consume_events
 from streams.errors import MugposError
+from streams.processes import started
 from streams.producer import ImageProducer
 from streams.settings import Settings, load_settings, settings_env
 from streams.topics import ensure_topics
@@ -81,28 +80,6 @@ def tansu_binary() -> Path:
     if not path.is_file():
         raise DemoError(f"tansu binary missing at {path}")
     return path
-
-
-def stop(proc: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
-    """SIGTERM, wait, then SIGKILL."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-@contextlib.contextmanager
-def started(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        try:
-            yield proc
-        finally:
-            stop(proc)
 
 
 def demo_settings(data_dir: Path, broker: str | None, web_port: int) -> Settings:

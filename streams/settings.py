@@ -130,6 +130,14 @@ class Settings(BaseSettings):
         6066, ge=1, le=65535, description="Port of the worker's web server (stats, metrics, dashboard)."
     )
     web_host: str = Field("127.0.0.1", description="Interface the web server binds.")
+    api_token: SecretStr | None = Field(
+        None,
+        description="Bearer token for rule changes over HTTP (`POST`/`DELETE /mugpos/rules`); unset: changes refused.",
+    )
+    api_read_token: SecretStr | None = Field(
+        None,
+        description="Read-only bearer token: may test rules over HTTP (`POST /mugpos/rules/test`), not change them.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level of workers.")
 
     @field_validator("broker")

@@ -72,6 +72,10 @@ def register_views(app: MugposApp) -> None:
     async def dashboard(self: web.View, request: web.Request) -> web.Response:
         return self.html(dashboard_html())
 
+    from streams.web_rules import register_rule_views  # imports this module: bound here, not at the top
+
+    register_rule_views(app)
+
 
 def valid_image_id(image_id: str) -> bool:
     return 0 < len(image_id) <= _IMAGE_ID_MAX and image_id.isprintable()

@@ -14,7 +14,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -30,6 +29,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from streams.processes import stop_process
 from streams.producer import ImageProducer
 from streams.settings import Settings
 from streams.topics import ensure_topics
@@ -354,12 +354,7 @@ def test_dashboard_shows_live_charts_and_the_latest_annotated_images_without_con
         wait_until(lambda: get_json(f"{base}/mugpos/stats")["dead_letters"], 60, "the dead letter", proc, log)
 
         def stop_worker() -> None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
 
         report = asyncio.run(
             drive_browser(base, set(payloads), lambda: produce(later), tmp_path / "chromium.log", stop_worker)

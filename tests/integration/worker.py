@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from streams.processes import stop_process
 from streams.settings import Settings, settings_env
 
 
@@ -24,7 +24,8 @@ def running_worker(
     settings: Settings, log_path: Path, role: str = "detect", **extra: str
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start `mugpos worker --role ROLE`; stop it with SIGTERM (then SIGKILL) on exit."""
-    env = settings_env(settings, **{"MUGPOS_WEB_PORT": str(free_port()), **extra})
+    env = settings_env(settings)
+    env.update({"MUGPOS_WEB_PORT": str(free_port()), **extra})
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker", "--role", role],
@@ -36,10 +37,4 @@ def running_worker(
         try:
             yield proc
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc)
