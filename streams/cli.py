@@ -256,7 +256,7 @@ def show_settings() -> None:
 
 
 #: Modules that add command groups to the CLI; each has ``register(cli: typer.Typer) -> None``.
-EXTENSIONS: tuple[str, ...] = ("streams.cli_rules",)
+EXTENSIONS: tuple[str, ...] = ("streams.cli_ml", "streams.cli_rules")
 
 
 def _load_extensions() -> None:

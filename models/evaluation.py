@@ -1,0 +1,406 @@
+"""Score a detector on rendered scenes and on real photos: what it finds, and what that means for positioning.
+
+Box mAP alone does not say whether the service answers its question, so next to per-class mAP
+(Ultralytics' own validator, on a split rendered with a seed and style never used in training)
+this module runs the production path (``models.detector.Detector`` -> ``models.positioning``) on
+every scene and compares the outcome per mug with the renderer's ground truth: on a coaster or
+not, and within N cm of a table edge or not. The same rules applied to the *true* boxes give the
+ceiling that a perfect detector would reach, so rule error and detector error can be told apart.
+
+Real photos: the ones shipped inside installed packages (Ultralytics' bus and zidane, matplotlib's
+Grace Hopper). None shows a mug, coaster or table, so they test for phantoms only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import models  # noqa: F401  (offline environment before ultralytics is imported)
+from models.checksum import file_sha256
+from models.synth import CLASS_NAMES
+
+#: What a person sees in each installed photo (checked by looking at them).
+PHOTO_CONTENTS: dict[str, str] = {
+    "bus.jpg": "a bus and four pedestrians on a street; no mug, coaster or table",
+    "zidane.jpg": "two men in suits, one with a tie, indoors; no mug, coaster or table",
+    "grace_hopper.jpg": "portrait of Grace Hopper in uniform; no mug, coaster or table",
+}
+
+TARGETS: dict[str, float] = {"map50_mug": 0.9, "map50_coaster": 0.9, "on_coaster": 0.95}
+
+
+def installed_photos() -> dict[str, Path]:
+    """Real photographs that ship inside installed packages (no download): name -> path."""
+    found: dict[str, Path] = {}
+    try:
+        from ultralytics.utils import ASSETS
+
+        for name in ("bus.jpg", "zidane.jpg"):
+            if (Path(ASSETS) / name).is_file():
+                found[name] = Path(ASSETS) / name
+    except ImportError:
+        pass
+    try:
+        import matplotlib
+
+        hopper = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+        if hopper.is_file():
+            found[hopper.name] = hopper
+    except ImportError:
+        pass
+    return found
+
+
+def _split_yaml(root: Path, split: str, folder: Path) -> Path:
+    """A data.yaml whose train and val both point at one split, so the validator scores exactly that split."""
+    lines = [f"path: {root.resolve()}", f"train: images/{split}", f"val: images/{split}", "names:"]
+    lines += [f"  {i}: {n}" for i, n in enumerate(CLASS_NAMES)]
+    path = folder / "data.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _root_of(data: str | Path) -> Path:
+    path = Path(data)
+    return path.parent if path.suffix in (".yaml", ".yml") else path
+
+
+def map_per_class(
+    weights: str | Path,
+    data: str | Path,
+    split: str = "val",
+    *,
+    imgsz: int = 320,
+    device: str = "auto",
+    batch: int = 16,
+) -> dict[str, Any]:
+    """Per-class precision, recall, mAP50 and mAP50-95 from Ultralytics' validator on one split."""
+    from ultralytics import YOLO
+
+    from models.training import ensure_font, ultralytics_device
+
+    root = _root_of(data)
+    if not (root / "images" / split).is_dir():
+        raise FileNotFoundError(f"no split {split!r} under {root}/images")
+    ensure_font()
+    folder = Path(tempfile.mkdtemp(prefix="mugpos-val-"))
+    try:
+        yaml_path = _split_yaml(root, split, folder)
+        model = YOLO(str(weights))
+        result = model.val(
+            data=str(yaml_path), split="val", imgsz=imgsz, batch=batch, device=ultralytics_device(device),
+            plots=False, verbose=False, workers=0, project=str(folder), name="val", exist_ok=True,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    box = result.box
+    names = {int(k): str(v) for k, v in result.names.items()}
+    per_class: dict[str, dict[str, Any]] = {}
+    nt_class = getattr(result, "nt_per_class", None)
+    nt_image = getattr(result, "nt_per_image", None)
+    for i, c in enumerate(box.ap_class_index):
+        c = int(c)
+        per_class[names[c]] = {
+            "images": int(nt_image[c]) if nt_image is not None else None,
+            "instances": int(nt_class[c]) if nt_class is not None else None,
+            "precision": round(float(box.p[i]), 4),
+            "recall": round(float(box.r[i]), 4),
+            "map50": round(float(box.ap50[i]), 4),
+            "map50_95": round(float(box.ap[i]), 4),
+        }
+    images = len(list((root / "images" / split).glob("*.jpg")))
+    return {
+        "split": split,
+        "images": images,
+        "imgsz": imgsz,
+        "map50": round(float(box.map50), 4),
+        "map50_95": round(float(box.map), 4),
+        "per_class": per_class,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Positioning outcome against the renderer's ground truth.
+# --------------------------------------------------------------------------------------------
+
+
+def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if not len(a) or not len(b):
+        return np.zeros((len(a), len(b)))
+    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = ix * iy
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return np.asarray(inter / (area_a[:, None] + area_b[None, :] - inter + 1e-9))
+
+
+def match(truth: np.ndarray, pred: np.ndarray, iou: float = 0.5) -> list[int | None]:
+    """For each true box, the predicted box it is matched to (greedy, predictions in confidence order)."""
+    ious = _iou_matrix(truth, pred)
+    out: list[int | None] = [None] * len(truth)
+    for j in range(len(pred)):
+        if not len(truth):
+            break
+        free = [i for i in range(len(truth)) if out[i] is None]
+        if not free:
+            break
+        best = max(free, key=lambda i: ious[i, j])
+        if ious[best, j] >= iou:
+            out[best] = j
+    return out
+
+
+def positions(
+    mugs: np.ndarray,
+    coasters: np.ndarray,
+    surfaces: np.ndarray,
+    width: int,
+    height: int,
+    scales: Sequence[tuple[float, float]],
+) -> tuple[list[bool], list[float | None]]:
+    """Per mug: on a coaster (``models.positioning``'s rule) and the gap to the nearest table edge in cm.
+
+    The gap uses positioning's geometry (mug footprint to the closed sides of its surface box) with the
+    camera's calibration per image axis (``scales``: px per cm along x and y at the mug): the renderer's
+    camera looks down at an angle, so a vertical pixel covers more table than a horizontal one.
+    ``None`` means no closed edge is visible (the table goes on beyond the picture).
+    """
+    from models import positioning as pos
+
+    cfg = pos.DEFAULT_CONFIG
+    frame = (0.0, 0.0, float(width), float(height))
+    m = pos.measure(mugs, coasters, surfaces, coasters_known=True, frame=frame, config=cfg)
+    on = [bool(v) for v in (m.on_coaster if m.on_coaster is not None else np.zeros(len(mugs), bool))]
+    gaps: list[float | None] = []
+    feet = pos.footprints(mugs, cfg.footprint_frac)
+    for row in range(len(mugs)):
+        s_index = int(m.surface_index[row])
+        if s_index == pos.NO_INDEX:
+            gaps.append(None)
+            continue
+        surf = surfaces[s_index : s_index + 1]
+        closed = ~pos.open_edges(surf, frame, cfg.frame_margin_frac)[0]
+        f, s = feet[row], surf[0]
+        sx, sy = scales[row]
+        sides = [(f[0] - s[0]) / sx, (f[1] - s[1]) / sy, (s[2] - f[2]) / sx, (s[3] - f[3]) / sy]
+        kept = [d for d, c in zip(sides, closed, strict=True) if c]
+        gaps.append(float(min(kept)) if kept else None)
+    return on, gaps
+
+
+def _boxes(items: Iterable[Sequence[float]]) -> np.ndarray:
+    arr = np.asarray([list(b)[:4] for b in items], np.float64)
+    return arr.reshape(-1, 4)
+
+
+def _by_label(detections: Sequence[Mapping[str, Any]], label: str) -> np.ndarray:
+    return _boxes(
+        [d["box"]["x1"], d["box"]["y1"], d["box"]["x2"], d["box"]["y2"]] for d in detections if d["label"] == label
+    )
+
+
+def score_scene(
+    truth: Mapping[str, Any], detections: Sequence[Mapping[str, Any]], edge_cm: Sequence[float]
+) -> list[dict[str, Any]]:
+    """One record per true mug: truth, the detector's outcome (None when missed) and the rule's ceiling."""
+    if truth.get("negative"):
+        return []
+    w, h = int(truth["width"]), int(truth["height"])
+    true_mugs = _boxes(m["box"] for m in truth["mugs"])
+    true_coasters = _boxes(c["box"] for c in truth["coasters"])
+    true_surface = _boxes([truth["surface"]["box"]])
+    scales: list[tuple[float, float]] = [(float(m["px_per_cm"][0]), float(m["px_per_cm"][1])) for m in truth["mugs"]]
+    ceil_on, ceil_gap = positions(true_mugs, true_coasters, true_surface, w, h, scales)
+
+    pred_mugs = _by_label(detections, "mug")
+    matched = match(true_mugs, pred_mugs)
+    pred_scales = [(1.0, 1.0)] * len(pred_mugs)
+    for i, j in enumerate(matched):
+        if j is not None:
+            pred_scales[j] = scales[i]
+    pred_on, pred_gap = positions(
+        pred_mugs, _by_label(detections, "coaster"), _by_label(detections, "surface"), w, h, pred_scales
+    )
+    records = []
+    for i, m in enumerate(truth["mugs"]):
+        j = matched[i]
+        rec: dict[str, Any] = {
+            "on_coaster": bool(m["on_coaster"]),
+            "edge_cm": float(m["edge_distance_cm"]),
+            "detected": j is not None,
+            "pred_on_coaster": pred_on[j] if j is not None else None,
+            "pred_edge_cm": pred_gap[j] if j is not None else None,
+            "ceiling_on_coaster": ceil_on[i],
+            "ceiling_edge_cm": ceil_gap[i],
+        }
+        for n in edge_cm:
+            rec[f"within_{n:g}cm"] = rec["edge_cm"] <= n
+        records.append(rec)
+    return records
+
+
+def _within(value: float | None, n: float) -> bool:
+    return value is not None and value <= n
+
+
+def summarise_positions(records: Sequence[Mapping[str, Any]], edge_cm: Sequence[float]) -> dict[str, Any]:
+    """Accuracies over all true mugs (a missed mug counts as wrong) and over the detected ones."""
+    n = len(records)
+    detected = [r for r in records if r["detected"]]
+    acc: dict[str, float | None] = {}
+    ceiling: dict[str, float | None] = {}
+
+    def ratio(hits: int, total: int) -> float | None:
+        return round(hits / total, 4) if total else None
+
+    on_hits = sum(1 for r in detected if r["pred_on_coaster"] == r["on_coaster"])
+    acc["on_coaster"] = ratio(on_hits, n)
+    acc["on_coaster (detected mugs)"] = ratio(on_hits, len(detected))
+    ceiling["on_coaster"] = ratio(sum(1 for r in records if r["ceiling_on_coaster"] == r["on_coaster"]), n)
+    for e in edge_cm:
+        key = f"within {e:g} cm of the edge"
+        hits = sum(1 for r in detected if _within(r["pred_edge_cm"], e) == (r["edge_cm"] <= e))
+        acc[key] = ratio(hits, n)
+        acc[f"{key} (detected mugs)"] = ratio(hits, len(detected))
+        ceiling[key] = ratio(sum(1 for r in records if _within(r["ceiling_edge_cm"], e) == (r["edge_cm"] <= e)), n)
+    tp = sum(1 for r in detected if r["pred_on_coaster"] and r["on_coaster"])
+    fp = sum(1 for r in detected if r["pred_on_coaster"] and not r["on_coaster"])
+    fn = sum(1 for r in detected if not r["pred_on_coaster"] and r["on_coaster"])
+    tn = sum(1 for r in detected if not r["pred_on_coaster"] and not r["on_coaster"])
+    errors = [
+        abs(r["pred_edge_cm"] - r["edge_cm"]) for r in detected if r["pred_edge_cm"] is not None and r["edge_cm"] <= 15
+    ]
+    return {
+        "mugs": n,
+        "mug_recall_iou50": ratio(len(detected), n),
+        "on_coaster_mugs": sum(1 for r in records if r["on_coaster"]),
+        "near_edge_mugs": {f"{e:g}cm": sum(1 for r in records if r["edge_cm"] <= e) for e in edge_cm},
+        "accuracy": acc,
+        "ceiling_with_true_boxes": ceiling,
+        "on_coaster_confusion_detected": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
+        "edge_abs_error_cm_median_within_15cm": round(float(np.median(errors)), 2) if errors else None,
+    }
+
+
+def _load_rgb(path: Path) -> np.ndarray:
+    import cv2
+
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"cannot read image {path}")
+    return np.ascontiguousarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+
+
+def positioning_accuracy(
+    detector: Any, data: str | Path, split: str = "val", *, edge_cm: Sequence[float] = (2.0, 5.0), batch: int = 8
+) -> dict[str, Any]:
+    """Run the detector over a rendered split and score positioning outcomes per mug."""
+    root = _root_of(data)
+    truths = sorted((root / "labels" / split).glob("*.json"))
+    if not truths:
+        raise FileNotFoundError(f"no ground-truth files under {root}/labels/{split}")
+    records: list[dict[str, Any]] = []
+    negatives = phantoms = 0
+    for start in range(0, len(truths), batch):
+        chunk = [json.loads(p.read_text()) for p in truths[start : start + batch]]
+        images = [_load_rgb(root / t["image"]) for t in chunk]
+        for truth, dets in zip(chunk, detector.detect(images), strict=True):
+            if truth.get("negative"):
+                negatives += 1
+                phantoms += sum(1 for d in dets if d["label"] in ("mug", "coaster"))
+            records.extend(score_scene(truth, dets, edge_cm))
+    summary = summarise_positions(records, edge_cm)
+    summary["images"] = len(truths)
+    summary["negative_images"] = negatives
+    summary["mugs_or_coasters_in_negative_images"] = phantoms
+    return summary
+
+
+def photo_check(detector: Any, photos: Mapping[str, Path] | None = None) -> dict[str, Any]:
+    """Detections on real photos; a mug or coaster on any of them is a phantom (none shows one)."""
+    photos = dict(installed_photos() if photos is None else photos)
+    out: dict[str, Any] = {}
+    for name, path in sorted(photos.items()):
+        [dets] = detector.detect([_load_rgb(path)])
+        counts = {label: sum(1 for d in dets if d["label"] == label) for label in CLASS_NAMES}
+        out[name] = {
+            "path": str(path),
+            "expected": PHOTO_CONTENTS.get(name, "unknown"),
+            "counts": counts,
+            "detections": [
+                {
+                    "label": d["label"],
+                    "confidence": round(float(d["confidence"]), 3),
+                    "box": [round(float(v), 1) for v in d["box"].values()],
+                }
+                for d in dets
+                if d["label"] in CLASS_NAMES
+            ],
+        }
+    phantoms = sum(p["counts"]["mug"] + p["counts"]["coaster"] for p in out.values())
+    return {"images": out, "phantom_mugs_or_coasters": phantoms, "photos_with_a_real_cup": 0}
+
+
+def evaluate(
+    weights: str | Path,
+    data: str | Path,
+    *,
+    split: str = "val",
+    imgsz: int = 320,
+    device: str = "auto",
+    conf: float = 0.25,
+    edge_cm: Sequence[float] = (2.0, 5.0),
+    photos: Mapping[str, Path] | None = None,
+    baseline: str | Path | None = None,
+) -> dict[str, Any]:
+    """mAP per class, positioning accuracy and the real-photo check, as one JSON-able report."""
+    from models.detector import Detector
+
+    root = _root_of(data)
+    manifest_path = root / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    detector = Detector(weights, device=device, image_size=imgsz, confidence=conf)
+    report: dict[str, Any] = {
+        "weights": str(weights),
+        "sha256": file_sha256(weights),
+        "data": {k: manifest.get(k) for k in ("generator", "seed", "style", "count")}
+        | {"path": str(root), "split": split},
+        "imgsz": imgsz,
+        "confidence": conf,
+        "device": str(detector.device),
+        "positioning_rules": "models.positioning: footprint = bottom quarter of the mug box; "
+        "on_coaster = footprint centre inside a coaster box; edge gap = footprint to closed surface-box sides",
+        "detection": map_per_class(weights, root, split, imgsz=imgsz, device=device),
+        "positioning": positioning_accuracy(detector, root, split, edge_cm=edge_cm),
+        "photos": photo_check(detector, photos),
+    }
+    if baseline is not None and Path(baseline).is_file():
+        stock = Detector(baseline, device=device, image_size=640, confidence=conf)
+        report["photos_stock_coco_640"] = photo_check(stock, photos)
+    report["targets"] = targets_met(report)
+    return report
+
+
+def targets_met(report: Mapping[str, Any]) -> dict[str, Any]:
+    """The issue's acceptance targets, each with its value and whether it is met."""
+    per = report.get("detection", {}).get("per_class", {})
+    values = {
+        "map50_mug": per.get("mug", {}).get("map50"),
+        "map50_coaster": per.get("coaster", {}).get("map50"),
+        "on_coaster": report.get("positioning", {}).get("accuracy", {}).get("on_coaster"),
+    }
+    out: dict[str, Any] = {}
+    for key, target in TARGETS.items():
+        v = values[key]
+        out[key] = {"value": v, "target": target, "met": v is not None and not math.isnan(v) and v >= target}
+    out["all_met"] = all(item["met"] for item in out.values() if isinstance(item, dict))
+    return out

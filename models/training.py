@@ -1,0 +1,310 @@
+"""Fine-tune the COCO YOLO26n detector on rendered scenes into a mug / coaster / surface detector.
+
+Ultralytics does the training; this module pins what it must not do here (download fonts, AMP
+check models or data sets, write plots) and turns its run folder into one deployable artefact:
+the weights at a path of our choosing plus a model card beside them (data seed, epochs, metrics,
+sha256), so the detector and the positioning code can tell exactly which model produced a result.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import shutil
+import sys
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import models  # noqa: F401  (offline environment before ultralytics is imported)
+from models.checksum import file_sha256
+from models.synth import CLASS_NAMES
+
+DEFAULT_BASE = Path(__file__).resolve().parent / "weights" / "yolo26n.pt"
+DEFAULT_OUT = Path(__file__).resolve().parent / "weights" / "mugpos-yolo26n-coaster.pt"
+
+
+def ensure_font() -> Path:
+    """Put a TTF where Ultralytics looks for Arial.ttf, so its dataset check never tries to download one."""
+    from ultralytics.utils import USER_CONFIG_DIR
+
+    target = Path(USER_CONFIG_DIR) / "Arial.ttf"
+    if target.is_file():
+        return target
+    import matplotlib
+
+    source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    if not source.is_file():
+        raise FileNotFoundError(f"no TTF to stand in for Arial.ttf (looked for {source})")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    return target
+
+
+def ultralytics_device(device: str) -> str:
+    """``auto`` -> first CUDA GPU when present, else ``cpu``; ``cuda:N`` -> ``N`` (Ultralytics' spelling)."""
+    import torch
+
+    if device == "auto":
+        return "0" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available")
+        return device.partition(":")[2] or "0"
+    return device
+
+
+def read_data_yaml(data: str | Path) -> tuple[Path, dict[str, Any]]:
+    """Resolve a data set folder or its data.yaml, and check its class names are ours, in order."""
+    import yaml
+
+    path = Path(data)
+    if path.is_dir():
+        path = path / "data.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no data.yaml at {path}")
+    spec = yaml.safe_load(path.read_text())
+    names = spec.get("names")
+    listed = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names or [])
+    if tuple(listed) != CLASS_NAMES:
+        raise ValueError(f"{path}: classes must be {list(CLASS_NAMES)}, got {listed}")
+    return path, spec
+
+
+def _manifest(data_yaml: Path) -> dict[str, Any]:
+    path = data_yaml.parent / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def train(
+    data: str | Path,
+    out: str | Path = DEFAULT_OUT,
+    *,
+    base: str | Path = DEFAULT_BASE,
+    epochs: int = 20,
+    imgsz: int = 320,
+    batch: int = 16,
+    device: str = "auto",
+    workers: int = 0,
+    run_dir: str | Path = ".run/train",
+    name: str = "coaster",
+    seed: int = 0,
+    patience: int = 50,
+    cache: bool = True,
+    extra: Mapping[str, Any] | None = None,
+    evaluate_after: bool = True,
+) -> dict[str, Any]:
+    """Fine-tune ``base`` on the data set, copy the best weights to ``out`` and write its model card.
+
+    Returns the card (also written as ``out`` with a ``.md`` suffix).
+    """
+    from ultralytics import YOLO
+
+    base_path, out_path = Path(base), Path(out)
+    if not base_path.is_file():
+        raise FileNotFoundError(f"base weights not found: {base_path} (run `make weights`)")
+    if out_path.suffix != ".pt":
+        raise ValueError(f"output weights must end in .pt, got {out_path}")
+    data_yaml, _ = read_data_yaml(data)
+    ensure_font()
+    dev = ultralytics_device(device)
+    args: dict[str, Any] = {
+        "data": str(data_yaml),
+        "epochs": epochs,
+        "imgsz": imgsz,
+        "batch": batch,
+        "device": dev,
+        "workers": workers,
+        "plots": False,  # plots fetch a font and cost time
+        "amp": dev != "cpu",  # the AMP check downloads a model; it only matters on CUDA, where weights are local
+        "project": str(Path(run_dir).resolve()),
+        "name": name,
+        "exist_ok": True,
+        "val": True,
+        "seed": seed,
+        "patience": patience,
+        "cache": "ram" if cache else False,  # decoded, resized images: skips JPEG decoding every epoch
+        "close_mosaic": max(1, min(10, epochs // 4)),
+        "verbose": False,
+    }
+    args.update(extra or {})
+    started = time.perf_counter()
+    model = YOLO(str(base_path))
+    model.train(**args)
+    seconds = time.perf_counter() - started
+    trainer = model.trainer
+    if trainer is None:
+        raise RuntimeError("Ultralytics returned no trainer")
+    best = Path(trainer.best) if Path(trainer.best).is_file() else Path(trainer.last)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(best, out_path)
+    epochs_run = int(getattr(trainer, "epoch", epochs - 1)) + 1
+    card: dict[str, Any] = {
+        "model": out_path.stem,
+        "weights": out_path.name,
+        "sha256": file_sha256(out_path),
+        "size_bytes": out_path.stat().st_size,
+        "classes": list(CLASS_NAMES),
+        "base": {
+            "weights": base_path.name,
+            "sha256": file_sha256(base_path),
+            "trained_on": "COCO (Ultralytics YOLO26n)",
+        },
+        "data": {"yaml": str(data_yaml), **_data_summary(_manifest(data_yaml))},
+        "training": {
+            "epochs": epochs,
+            "epochs_run": epochs_run,
+            "imgsz": imgsz,
+            "batch": batch,
+            "device": "cuda" if dev != "cpu" else "cpu",
+            "device_name": _device_name(dev),
+            "seconds": round(seconds, 1),
+            "seed": seed,
+            "best_from": best.name,
+            "run_dir": str(Path(trainer.save_dir)),
+            "ultralytics": _version("ultralytics"),
+            "torch": _version("torch"),
+            "python": platform.python_version(),
+            "finished": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "command": " ".join(sys.argv) if sys.argv and "mugpos" in sys.argv[0] else None,
+        },
+        "metrics": {},
+        "license": "AGPL-3.0-or-later (derived from Ultralytics YOLO26n)",
+    }
+    if evaluate_after:
+        from models.evaluation import map_per_class
+
+        card["metrics"]["synthetic_val"] = map_per_class(out_path, data_yaml, "val", imgsz=imgsz, device=device)
+    write_card(out_path, card)
+    return card
+
+
+def _data_summary(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("generator", "seed", "style", "count", "splits", "instances")
+    return {k: manifest[k] for k in keys if k in manifest}
+
+
+def _device_name(dev: str) -> str:
+    import torch
+
+    if dev != "cpu" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(int(dev.split(",")[0]))
+    return f"{platform.processor() or platform.machine()} ({_cpu_count()} cores)"
+
+
+def _cpu_count() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
+
+
+# --------------------------------------------------------------------------------------------
+# Model card: markdown for people, with one JSON block that is the source of truth for tools.
+# --------------------------------------------------------------------------------------------
+
+_JSON_BLOCK = re.compile(r"```json\n(.*?)\n```", re.S)
+
+
+def card_path(weights: str | Path) -> Path:
+    """The card sits beside the weights, same name, ``.md``."""
+    return Path(weights).with_suffix(".md")
+
+
+def read_card(weights_or_card: str | Path) -> dict[str, Any]:
+    """The card's JSON block."""
+    path = Path(weights_or_card)
+    path = path if path.suffix == ".md" else card_path(path)
+    match = _JSON_BLOCK.search(path.read_text())
+    if not match:
+        raise ValueError(f"{path}: no JSON block")
+    data: dict[str, Any] = json.loads(match.group(1))
+    return data
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else ("-" if value is None else str(value))
+
+
+def _map_table(metrics: Mapping[str, Any]) -> list[str]:
+    rows = ["| class | images | instances | precision | recall | mAP50 | mAP50-95 |", "|---|---|---|---|---|---|---|"]
+    for cls, m in metrics.get("per_class", {}).items():
+        cells = [m.get(k) for k in ("images", "instances", "precision", "recall", "map50", "map50_95")]
+        rows.append(f"| {cls} | " + " | ".join(_fmt(c) for c in cells) + " |")
+    rows.append(f"| **all** | | | | | {_fmt(metrics.get('map50'))} | {_fmt(metrics.get('map50_95'))} |")
+    return rows
+
+
+def render_card(card: Mapping[str, Any]) -> str:
+    """Markdown for a person; the JSON block at the end carries everything."""
+    tr, data = card.get("training", {}), card.get("data", {})
+    lines = [
+        f"# Model card: {card.get('model')}",
+        "",
+        "YOLO26n fine-tuned from the COCO checkpoint on scenes rendered by `models/synth.py` "
+        "(`mugpos synth`), to detect `mug`, `coaster` and `surface` (table top). The class names are "
+        "the domain labels of `models/classmap.py`, so `models.detector.Detector` uses it as is.",
+        "",
+        f"- weights: `{card.get('weights')}` ({card.get('size_bytes')} bytes), sha256 `{card.get('sha256')}`",
+        f"- base: `{card.get('base', {}).get('weights')}` sha256 `{card.get('base', {}).get('sha256')}`",
+        f"- data: `mugpos synth` seed {data.get('seed')}, style `{data.get('style')}`, splits {data.get('splits')}",
+        f"- training: {tr.get('epochs_run')} of {tr.get('epochs')} epochs at {tr.get('imgsz')} px, batch "
+        f"{tr.get('batch')}, on {tr.get('device')} ({tr.get('device_name')}), {tr.get('seconds')} s, "
+        f"Ultralytics {tr.get('ultralytics')}, torch {tr.get('torch')}",
+        f"- license: {card.get('license')}",
+    ]
+    for note in card.get("notes", []):
+        lines.append(f"- note: {note}")
+    metrics = card.get("metrics", {})
+    if "synthetic_val" in metrics:
+        lines += [
+            "",
+            "## Validation split of the training data (same style and seed)",
+            "",
+            *_map_table(metrics["synthetic_val"]),
+        ]
+    ev = card.get("evaluation")
+    if ev:
+        ev_data = ev.get("data", {})
+        lines += [
+            "",
+            f"## Held-out evaluation (`mugpos eval`, {ev_data.get('style')} style, seed {ev_data.get('seed')})",
+            "",
+        ]
+        lines += _map_table(ev.get("detection", {}))
+        pos = ev.get("positioning", {})
+        if pos:
+            lines += ["", "| positioning outcome | accuracy | mugs |", "|---|---|---|"]
+            for key, value in pos.get("accuracy", {}).items():
+                lines.append(f"| {key} | {_fmt(value)} | {pos.get('mugs')} |")
+        photos = ev.get("photos", {})
+        if photos:
+            lines += ["", "| real photo | mugs | coasters | surfaces | what a person sees |", "|---|---|---|---|---|"]
+            for name, p in photos.get("images", {}).items():
+                c = p.get("counts", {})
+                counts = " | ".join(str(c.get(k, 0)) for k in CLASS_NAMES)
+                lines.append(f"| {name} | {counts} | {p.get('expected')} |")
+    lines += ["", "## Machine-readable", "", "```json", json.dumps(card, indent=2, sort_keys=False), "```", ""]
+    return "\n".join(lines)
+
+
+def write_card(weights: str | Path, card: Mapping[str, Any]) -> Path:
+    path = card_path(weights)
+    path.write_text(render_card(card))
+    return path
+
+
+def update_card(weights: str | Path, **sections: Any) -> dict[str, Any]:
+    """Merge sections (e.g. ``evaluation=...``) into an existing card and rewrite it."""
+    card = read_card(weights)
+    card.update(sections)
+    write_card(weights, card)
+    return card

@@ -1,0 +1,218 @@
+"""``mugpos synth``, ``mugpos train``, ``mugpos eval``: build and prove the mug / coaster / surface detector.
+
+A CLI extension (see ``EXTENSIONS`` in ``streams/cli.py``). The heavy libraries (torch,
+Ultralytics) are imported inside the commands, so ``mugpos --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+err = Console(stderr=True)
+EXIT_PARTIAL, EXIT_FATAL = 1, 2
+
+
+def _fail(message: str, code: int = EXIT_FATAL) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def synth(
+    out: Annotated[Path, typer.Argument(help="Output folder (images/, labels/, data.yaml, manifest.json).")],
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="Number of scenes.")] = 2000,
+    seed: Annotated[int, typer.Option("--seed", "-s", help="Data set seed: same seed, same scenes.")] = 0,
+    style: Annotated[
+        str, typer.Option(help="Palette and texture set: train, or holdout (never trained on).")
+    ] = "train",
+    val_fraction: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of scenes in the val split.")] = 0.1,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Rendering processes.")] = 1,
+    negatives: Annotated[
+        float,
+        typer.Option(min=0.0, max=0.9, help="Share of scenes with no table (people, streets, rooms), unlabelled."),
+    ] = 0.1,
+    contact_sheet: Annotated[
+        Path | None, typer.Option(help="Also write a PNG of the first scenes with their boxes drawn.")
+    ] = None,
+    sheet_count: Annotated[int, typer.Option(min=1, max=64, help="Scenes on the contact sheet.")] = 8,
+) -> None:
+    """Render labelled table scenes (mug, coaster, surface) in YOLO format, with per-scene ground truth."""
+    from models import synth as synth_mod
+
+    if style not in synth_mod.STYLES:
+        _fail(f"--style must be one of {', '.join(synth_mod.STYLES)}, got {style!r}")
+    step = max(1, count // 10)
+
+    def progress(done: int, total: int) -> None:
+        if done % step == 0 or done == total:
+            err.print(f"rendered {done}/{total}", highlight=False)
+
+    try:
+        manifest = synth_mod.synthesize(
+            out,
+            count,
+            seed=seed,
+            style=style,
+            val_fraction=val_fraction,
+            workers=workers,
+            progress=progress,
+            negatives=negatives,
+        )
+    except synth_mod.DatasetError as exc:
+        _fail(str(exc), EXIT_PARTIAL)
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    if contact_sheet is not None:
+        synth_mod.contact_sheet(out, contact_sheet, count=sheet_count)
+        err.print(f"contact sheet: {contact_sheet}", highlight=False)
+    err.print(
+        f"{count} scene(s) in {manifest['seconds']} s ({manifest['images_per_second']} images/s), "
+        f"splits {manifest['splits']}, labels checked: {manifest['check']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    print(str(Path(out) / "data.yaml"))
+
+
+def train(
+    data: Annotated[Path, typer.Argument(help="Data set folder (from `mugpos synth`) or its data.yaml.")],
+    out: Annotated[
+        Path, typer.Option(help="Where the weights go; the model card is written beside them (.md).")
+    ] = Path("models/weights/mugpos-yolo26n-coaster.pt"),
+    base: Annotated[Path, typer.Option(help="Starting weights (the COCO YOLO26n).")] = Path(
+        "models/weights/yolo26n.pt"
+    ),
+    epochs: Annotated[int, typer.Option(min=1)] = 20,
+    imgsz: Annotated[int, typer.Option(min=32, help="Training image size (multiple of 32).")] = 320,
+    batch: Annotated[int, typer.Option(min=1)] = 16,
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda, cuda:N.")] = "auto",
+    workers: Annotated[int, typer.Option(min=0, help="Data loader workers.")] = 0,
+    run_dir: Annotated[Path, typer.Option(help="Ultralytics run folder.")] = Path(".run/train"),
+    name: Annotated[str, typer.Option(help="Run name inside the run folder.")] = "coaster",
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    patience: Annotated[int, typer.Option(min=1, help="Stop after this many epochs without improvement.")] = 50,
+    evaluate: Annotated[bool, typer.Option(help="Score the val split into the card afterwards.")] = True,
+    cache: Annotated[bool, typer.Option(help="Keep decoded training images in RAM.")] = True,
+) -> None:
+    """Fine-tune YOLO26n (COCO) on a rendered data set; write the weights and their model card."""
+    if imgsz % 32:
+        _fail(f"--imgsz must be a multiple of 32, got {imgsz}")
+    from models.training import train as run_training
+
+    started = time.perf_counter()
+    try:
+        card = run_training(
+            data, out, base=base, epochs=epochs, imgsz=imgsz, batch=batch, device=device, workers=workers,
+            run_dir=run_dir, name=name, seed=seed, patience=patience, cache=cache, evaluate_after=evaluate,
+        )  # fmt: skip
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    elapsed = time.perf_counter() - started
+    val = card.get("metrics", {}).get("synthetic_val", {})
+    per = ", ".join(f"{k} {v['map50']:.3f}" for k, v in val.get("per_class", {}).items())
+    err.print(
+        f"trained {card['training']['epochs_run']} epoch(s) in {elapsed:.0f} s on {card['training']['device']}; "
+        f"val mAP50 {per or 'not evaluated'}; weights {out} sha256 {card['sha256'][:12]}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    print(str(out))
+
+
+def evaluate(
+    weights: Annotated[Path, typer.Argument(help="Detector weights (.pt).")],
+    data: Annotated[Path, typer.Argument(help="Held-out data set from `mugpos synth` (other seed and style).")],
+    split: Annotated[str, typer.Option(help="Split to score.")] = "val",
+    imgsz: Annotated[int, typer.Option(min=32, help="Inference size (multiple of 32).")] = 320,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
+    conf: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Confidence threshold for the positioning outcome.")
+    ] = 0.25,
+    edge_cm: Annotated[
+        list[float] | None, typer.Option(help="'Within N cm of the edge' thresholds, repeatable [default: 2, 5].")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Write the full report as JSON here.")] = None,
+    card: Annotated[
+        bool, typer.Option(help="Add the results to the model card beside the weights, if there is one.")
+    ] = True,
+    baseline: Annotated[
+        Path | None, typer.Option(help="Also run these weights (e.g. the stock COCO model) on the real photos.")
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="Exit 1 when an acceptance target is missed.")] = False,
+) -> None:
+    """mAP per class, on_coaster and edge accuracy against the renderer's truth, and phantoms on real photos."""
+    if not weights.is_file():
+        _fail(f"weights not found: {weights}")
+    if imgsz % 32:
+        _fail(f"--imgsz must be a multiple of 32, got {imgsz}")
+    from models.evaluation import evaluate as run_eval
+
+    try:
+        result = run_eval(
+            weights, data, split=split, imgsz=imgsz, device=device, conf=conf, edge_cm=edge_cm or [2.0, 5.0],
+            baseline=baseline,
+        )  # fmt: skip
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    if report is not None:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps(result, indent=2) + "\n")
+    if card:
+        from models.training import card_path, update_card
+
+        if card_path(weights).is_file():
+            update_card(weights, evaluation=_card_section(result))
+    _print_summary(result)
+    if strict and not result["targets"]["all_met"]:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _card_section(result: dict[str, Any]) -> dict[str, Any]:
+    """The parts of an eval report worth keeping in the model card."""
+    photos = result["photos"]
+    return {
+        "data": result["data"],
+        "imgsz": result["imgsz"],
+        "confidence": result["confidence"],
+        "detection": result["detection"],
+        "positioning": {
+            k: result["positioning"][k] for k in ("mugs", "mug_recall_iou50", "accuracy", "ceiling_with_true_boxes")
+        },
+        "photos": {
+            "images": {n: {"counts": p["counts"], "expected": p["expected"]} for n, p in photos["images"].items()}
+        },
+        "targets": result["targets"],
+    }
+
+
+def _print_summary(result: dict[str, Any]) -> None:
+    det, pos = result["detection"], result["positioning"]
+    print(f"detection on {det['images']} image(s), split {det['split']}, {result['imgsz']} px:")
+    for name, m in det["per_class"].items():
+        scores = f"mAP50 {m['map50']:.3f}  mAP50-95 {m['map50_95']:.3f}"
+        print(f"  {name:8s} {scores}  P {m['precision']:.3f}  R {m['recall']:.3f}")
+    print(f"positioning over {pos['mugs']} mug(s) (mug recall {pos['mug_recall_iou50']}):")
+    for key, value in pos["accuracy"].items():
+        ceiling = pos["ceiling_with_true_boxes"].get(key)
+        print(f"  {key:45s} {value}" + (f"   (true boxes: {ceiling})" if ceiling is not None else ""))
+    print("real photos (mug / coaster / surface detections):")
+    for name, p in result["photos"]["images"].items():
+        c = p["counts"]
+        print(f"  {name:18s} {c['mug']} / {c['coaster']} / {c['surface']}   ({p['expected']})")
+    t = result["targets"]
+    print(
+        "targets: "
+        + ", ".join(f"{k} {v['value']} {'met' if v['met'] else 'MISSED'}" for k, v in t.items() if isinstance(v, dict))
+    )
+
+
+def register(cli: typer.Typer) -> None:
+    """Add the synth, train and eval commands to the mugpos CLI."""
+    cli.command("synth")(synth)
+    cli.command("train")(train)
+    cli.command("eval")(evaluate)

@@ -1,0 +1,162 @@
+"""Fine-tuning and evaluation on a tiny rendered set (one epoch, 64 px), with the network cut off.
+
+Also checks the released detector (models/weights/mugpos-yolo26n-coaster.pt) where it is present:
+it loads in the production wrapper, says ``coaster``, and sees no mug or coaster in real photos.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from models.checksum import file_sha256
+from models.evaluation import installed_photos, match, positions, score_scene, summarise_positions
+from models.synth import render_scene, synthesize
+from models.training import read_card
+from tests.models.netguard import cut_network
+
+RELEASE = Path(__file__).resolve().parents[2] / "models" / "weights" / "mugpos-yolo26n-coaster.pt"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tiny")
+    synthesize(root, 8, seed=3, val_fraction=0.25, negatives=0.15)  # scene 2 is a negative (empty labels)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tiny: Path, weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`mugpos train` for one epoch at 64 px on CPU, with every socket refused."""
+    from streams.cli import cli
+
+    out = tmp_path_factory.mktemp("model") / "tiny.pt"
+    args = ["train", str(tiny), "--out", str(out), "--base", str(weights), "--epochs", "1", "--imgsz", "64",
+            "--batch", "4", "--device", "cpu", "--run-dir", str(out.parent / "runs")]  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        cut_network(patch)
+        result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return out
+
+
+def test_train_writes_weights_and_card(trained: Path) -> None:
+    assert trained.is_file()
+    card = read_card(trained)
+    assert card["sha256"] == file_sha256(trained)
+    assert card["classes"] == ["mug", "coaster", "surface"]
+    assert card["data"]["seed"] == 3 and card["training"]["epochs"] == 1 and card["training"]["device"] == "cpu"
+    assert set(card["metrics"]["synthetic_val"]["per_class"]) <= {"mug", "coaster", "surface"}
+    text = trained.with_suffix(".md").read_text()
+    assert "| mug |" in text and "sha256" in text
+
+
+def test_detector_wrapper_loads_the_fine_tuned_model(trained: Path) -> None:
+    from models.detector import Detector
+
+    with pytest.MonkeyPatch.context() as patch:
+        cut_network(patch)
+        det = Detector(trained, device="cpu", image_size=64)
+    assert det.names == {0: "mug", 1: "coaster", 2: "surface"}
+    assert det.class_map.has_label("coaster") and det.class_map.label_for_id(1) == "coaster"
+    assert det.class_map.class_ids("surface") == [2]
+    dets = det.detect([render_scene(0, 0).image])
+    assert isinstance(dets, list) and len(dets) == 1
+
+
+def test_eval_command_reports_and_updates_the_card(trained: Path, tiny: Path, tmp_path: Path) -> None:
+    from streams.cli import cli
+
+    report = tmp_path / "report.json"
+    args = ["eval", str(trained), str(tiny), "--imgsz", "64", "--device", "cpu", "--report", str(report)]
+    with pytest.MonkeyPatch.context() as patch:
+        cut_network(patch)
+        result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    data = json.loads(report.read_text())
+    assert data["sha256"] == file_sha256(trained)
+    assert "on_coaster" in data["positioning"]["accuracy"]
+    assert "within 5 cm of the edge" in data["positioning"]["accuracy"]
+    assert data["positioning"]["ceiling_with_true_boxes"]["on_coaster"] == 1.0
+    assert set(data["photos"]["images"]) == set(installed_photos())
+    assert set(data["targets"]) == {"map50_mug", "map50_coaster", "on_coaster", "all_met"}
+    assert read_card(trained)["evaluation"]["data"]["seed"] == 3
+    assert "targets:" in result.output
+
+
+def test_installed_photos_are_found() -> None:
+    photos = installed_photos()
+    assert {"bus.jpg", "zidane.jpg"} <= set(photos)
+    assert all(p.is_file() for p in photos.values())
+
+
+def _det(label: str, box: list[float], conf: float = 0.9) -> dict[str, Any]:
+    return {"label": label, "confidence": conf, "box": dict(zip(("x1", "y1", "x2", "y2"), box, strict=True))}
+
+
+def test_scoring_with_perfect_detections_equals_the_ceiling() -> None:
+    truths = [render_scene(21, i).truth for i in range(6)]
+    records = []
+    for t in truths:
+        dets = [_det("mug", m["box"]) for m in t["mugs"]] + [_det("coaster", c["box"]) for c in t["coasters"]]
+        dets.append(_det("surface", t["surface"]["box"]))
+        records += score_scene(t, dets, (2.0, 5.0))
+    summary = summarise_positions(records, (2.0, 5.0))
+    assert summary["mug_recall_iou50"] == 1.0
+    assert summary["accuracy"]["on_coaster"] == summary["ceiling_with_true_boxes"]["on_coaster"] == 1.0
+    for key, value in summary["ceiling_with_true_boxes"].items():
+        assert summary["accuracy"][key] == value
+
+
+def test_missed_mugs_count_as_wrong() -> None:
+    t = render_scene(21, 1).truth
+    records = score_scene(t, [], (5.0,))
+    summary = summarise_positions(records, (5.0,))
+    assert summary["mug_recall_iou50"] == 0.0 and summary["accuracy"]["on_coaster"] == 0.0
+
+
+def test_match_is_greedy_by_confidence_order() -> None:
+    truth = np.array([[0, 0, 10, 10], [20, 0, 30, 10]], float)
+    pred = np.array([[21, 0, 31, 10], [0, 0, 10, 9], [100, 100, 110, 110]], float)
+    assert match(truth, pred) == [1, 0]
+
+
+def test_edge_gap_uses_closed_sides_and_per_axis_scale() -> None:
+    mugs = np.array([[50.0, 40.0, 70.0, 80.0]])  # footprint: y 70..80
+    surface = np.array([[0.0, 10.0, 200.0, 100.0]])  # left edge on the frame border: open
+    on, gaps = positions(mugs, np.zeros((0, 4)), surface, 200, 150, [(2.0, 4.0)])
+    assert on == [False]
+    assert gaps[0] == pytest.approx(min((100 - 80) / 4.0, (200 - 70) / 2.0, (70 - 10) / 4.0))
+
+
+@pytest.mark.skipif(not RELEASE.is_file(), reason="release weights not built")
+def test_release_model_card_and_wrapper() -> None:
+    from models.detector import Detector
+
+    card = read_card(RELEASE)
+    assert card["sha256"] == file_sha256(RELEASE)
+    with pytest.MonkeyPatch.context() as patch:
+        cut_network(patch)
+        det = Detector(RELEASE, device="cpu", image_size=card["training"]["imgsz"])
+    assert det.class_map.labels == frozenset({"mug", "coaster", "surface"})
+    scene = render_scene(4242, 0, "holdout")
+    [dets] = det.detect([scene.image])
+    labels = {d["label"] for d in dets}
+    assert "mug" in labels and "surface" in labels
+
+
+@pytest.mark.skipif(not RELEASE.is_file(), reason="release weights not built")
+def test_release_model_sees_no_phantoms_in_real_photos() -> None:
+    from models.detector import Detector
+
+    card = read_card(RELEASE)
+    det = Detector(RELEASE, device="cpu", image_size=card["training"]["imgsz"])
+    from models.evaluation import photo_check
+
+    result = photo_check(det)
+    assert result["phantom_mugs_or_coasters"] == 0, result
