@@ -29,8 +29,8 @@ from models.synth import CLASS_NAMES
 
 #: What a person sees in each installed photo (checked by looking at them).
 PHOTO_CONTENTS: dict[str, str] = {
-    "bus.jpg": "a bus and four pedestrians on a street; no mug, coaster or table",
-    "zidane.jpg": "two men in suits, one with a tie, indoors; no mug, coaster or table",
+    "bus.jpg": "a bus and pedestrians on a street; no mug, coaster or table",
+    "zidane.jpg": "two men in suits, one with a tie, a crowd behind them; no mug, coaster or table",
     "grace_hopper.jpg": "portrait of Grace Hopper in uniform; no mug, coaster or table",
 }
 
