@@ -28,6 +28,8 @@ from typing import Any, Final
 import cv2
 import numpy as np
 
+from models.checksum import file_sha256
+
 CLASS_NAMES: Final = ("mug", "coaster", "surface")
 MUG, COASTER, SURFACE = 0, 1, 2
 
@@ -92,6 +94,9 @@ STYLES: Final[dict[str, Style]] = {
 }
 
 SIZES: Final = ((480, 360), (480, 360), (512, 288), (432, 432), (360, 480))
+BACKDROP_BEHIND_TABLE: Final = 0.5  # share of table scenes with a real photo behind the table (when given)
+BACKDROP_TABLE_TOP: Final = 0.25  # share of table tops textured with a real photo crop (when given)
+BACKDROP_NEGATIVES: Final = 0.6  # share of negative scenes that are a real photo crop (when given)
 
 
 def _style_hue(rng: np.random.Generator, style: Style) -> float:
@@ -243,6 +248,48 @@ def _background(rng: np.random.Generator, h: int, w: int) -> Array:
     elif kind == 2:  # carpet
         tone = tone + 0.08 * rng.standard_normal((h, w)).astype(np.float32)
     return base[None, None] * tone[..., None]
+
+
+_BACKDROP_PIXELS: dict[str, Array] = {}
+
+
+def _backdrop_pixels(path: str) -> Array:
+    """A backdrop photo as float RGB, decoded once per process (each rendering worker keeps its own)."""
+    pixels = _BACKDROP_PIXELS.get(path)
+    if pixels is None:
+        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise DatasetError(f"cannot read backdrop photo {path}")
+        pixels = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32)
+        _BACKDROP_PIXELS[path] = pixels
+    return pixels
+
+
+def _photo_crop(rng: np.random.Generator, backdrops: Sequence[str], h: int, w: int) -> Array:
+    """A random crop of a real photo, scaled to ``h`` x ``w``, flipped and re-toned.
+
+    Real-world pixels with nothing to label: behind a table or as a whole negative scene, they teach
+    the detector that fur, faces, coins and texture are not mugs or coasters, which rendered
+    backgrounds alone do not.
+    """
+    src = _backdrop_pixels(backdrops[int(rng.integers(0, len(backdrops)))])
+    sh, sw = src.shape[:2]
+    fit = min(sw / w, sh / h)  # largest crop of the target's aspect ratio
+    scale = fit * rng.uniform(0.35, 1.0)
+    cw, ch = max(8, int(w * scale)), max(8, int(h * scale))
+    x0, y0 = int(rng.integers(0, sw - cw + 1)), int(rng.integers(0, sh - ch + 1))
+    out = cv2.resize(src[y0 : y0 + ch, x0 : x0 + cw], (w, h), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.5:
+        out = out[:, ::-1]
+    if rng.random() < 0.2:
+        out = np.repeat(out.mean(axis=2, keepdims=True), 3, axis=2)
+    tone = rng.uniform(0.7, 1.2) * (1 + rng.uniform(-0.1, 0.1, 3))
+    return np.ascontiguousarray(out * tone[None, None], dtype=np.float32)
+
+
+def _backdrop_rng(seed: int, index: int, style: Style) -> np.random.Generator:
+    """Backdrop choices draw from their own generator: with no backdrops, scenes stay as they were."""
+    return np.random.default_rng([seed, index, style.code, 31])
 
 
 # --------------------------------------------------------------------------------------------
@@ -824,8 +871,19 @@ class Scene:
     truth: dict[str, Any]
 
 
-def render_scene(seed: int, index: int, style: Style | str = "train", size: tuple[int, int] | None = None) -> Scene:
-    """Render scene ``index`` of data set ``seed``: the same arguments always give the same scene."""
+def render_scene(
+    seed: int,
+    index: int,
+    style: Style | str = "train",
+    size: tuple[int, int] | None = None,
+    backdrops: Sequence[str] = (),
+) -> Scene:
+    """Render scene ``index`` of data set ``seed``: the same arguments always give the same scene.
+
+    With ``backdrops`` (real photo paths), about half the scenes show a crop of one behind the table
+    and a quarter a crop of one as the table top: the surface is then known by its edges and
+    perspective alone, not by a texture the renderer knows.
+    """
     style = STYLES[style] if isinstance(style, str) else style
     rng = np.random.default_rng([seed, index, style.code])
     width, height = size if size else SIZES[int(rng.integers(0, len(SIZES)))]
@@ -839,6 +897,9 @@ def render_scene(seed: int, index: int, style: Style | str = "train", size: tupl
 
     # --- background, table top (textured through the homography), front face of the near edge
     img = _background(rng, height, width)
+    brng = _backdrop_rng(seed, index, style)
+    if backdrops and brng.random() < BACKDROP_BEHIND_TABLE:
+        img = _photo_crop(brng, backdrops, height, width)
     corners_px = cam.project(table.corners())
     vis_plane = cam.unproject(np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float64))
     px0 = max(table.left, float(vis_plane[:, 0].min()) - 5)
@@ -849,6 +910,8 @@ def render_scene(seed: int, index: int, style: Style | str = "train", size: tupl
     tw, th = max(2, int((px1 - px0) * ppc)), max(2, int((py1 - py0) * ppc))
     kind = str(rng.choice(style.table_kinds))
     tex = _table_texture(rng, style, kind, th, tw, ppc)
+    if backdrops and brng.random() < BACKDROP_TABLE_TOP:
+        tex, kind = _photo_crop(brng, backdrops, th, tw), "photo"
     raster_to_plane = np.array([[1 / ppc, 0, px0], [0, 1 / ppc, py0], [0, 0, 1]])
     warped = cv2.warpPerspective(tex, cam.H @ raster_to_plane, (width, height), flags=cv2.INTER_LINEAR)
     canvas = Canvas(img)
@@ -1314,14 +1377,28 @@ def _room(rng: np.random.Generator, style: Style, cv: Canvas) -> None:
         )
 
 
-def render_negative(seed: int, index: int, style: Style | str = "train", size: tuple[int, int] | None = None) -> Scene:
-    """A scene with nothing to label: people in a street or a room, with a few stray bottles and bowls."""
+def render_negative(
+    seed: int,
+    index: int,
+    style: Style | str = "train",
+    size: tuple[int, int] | None = None,
+    backdrops: Sequence[str] = (),
+) -> Scene:
+    """A scene with nothing to label: people in a street or a room, with a few stray bottles and bowls.
+
+    With ``backdrops`` (real photo paths), most negatives are a crop of one instead, with fewer
+    drawn people on top.
+    """
     style = STYLES[style] if isinstance(style, str) else style
     rng = np.random.default_rng([seed, index, style.code, 99])
     width, height = size if size else SIZES[int(rng.integers(0, len(SIZES)))]
     cv = Canvas(np.zeros((height, width, 3), np.float32))
     light = Light(azimuth=rng.uniform(-1, 1), shadow=rng.uniform(0.15, 0.4), offset=(rng.uniform(-0.5, 0.5), 0.1))
-    if rng.random() < 0.5:
+    brng = _backdrop_rng(seed, index, style)
+    photo = bool(backdrops) and brng.random() < BACKDROP_NEGATIVES
+    if photo:
+        cv.img = _photo_crop(brng, backdrops, height, width)
+    elif rng.random() < 0.5:
         _street(rng, cv)
     else:
         _room(rng, style, cv)
@@ -1333,7 +1410,7 @@ def render_negative(seed: int, index: int, style: Style | str = "train", size: t
     for _ in range(int(rng.integers(0, 5))):
         r = rng.uniform(0.04, 0.25) * min(width, height)
         _blob(rng, style, cv, _blob_outline(rng, rng.uniform(0, width), rng.uniform(0, height), r), light)
-    for _ in range(int(rng.choice([1, 1, 2, 2, 3, 4]))):
+    for _ in range(int(rng.choice([0, 0, 1, 1, 2] if photo else [1, 1, 2, 2, 3, 4]))):
         _person(rng, style, cv, light)
     image = _camera_effects(rng, style, cv.img)
     truth = {
@@ -1399,10 +1476,11 @@ def yolo_lines(labels: Sequence[tuple[int, Box]], width: int, height: int) -> li
     return lines
 
 
-def _render_one(job: tuple[int, int, str, str, str, float]) -> tuple[str, dict[str, int]]:
-    seed, index, style, root, split, negatives = job
+def _render_one(job: tuple[int, int, str, str, str, float, tuple[str, ...]]) -> tuple[str, dict[str, int]]:
+    seed, index, style, root, split, negatives, backdrops = job
     negative = is_negative(seed, index, style, negatives)
-    scene = render_negative(seed, index, style) if negative else render_scene(seed, index, style)
+    render = render_negative if negative else render_scene
+    scene = render(seed, index, style, backdrops=backdrops)
     name = f"{style}-{seed}-{index:06d}"
     rng = np.random.default_rng([seed, index, STYLES[style].code, 7])
     quality = int(rng.integers(STYLES[style].jpeg_quality[0], STYLES[style].jpeg_quality[1] + 1))
@@ -1431,12 +1509,15 @@ def synthesize(
     workers: int = 1,
     progress: Callable[[int, int], None] | None = None,
     negatives: float = 0.1,
+    backdrops: Sequence[str | Path] = (),
 ) -> dict[str, Any]:
     """Render ``count`` scenes into ``out`` (images/, labels/, data.yaml, manifest.json) and check every label.
 
     The first ``count - n_val`` indices go to ``train``, the rest to ``val``; with ``val_fraction=1``
     the whole set is a validation set (for held-out evaluation). A share ``negatives`` of the scenes
-    shows no table at all (people, streets, rooms) and has empty label files.
+    shows no table at all (people, streets, rooms) and has empty label files. ``backdrops`` are real
+    photos cropped behind tables and into negatives (see ``models.photos``); the manifest records
+    their checksums, since the scenes depend on them.
     """
     if style not in STYLES:
         raise ValueError(f"unknown style {style!r}; choose from {', '.join(STYLES)}")
@@ -1446,6 +1527,10 @@ def synthesize(
         raise ValueError("val_fraction must be within [0, 1]")
     if not 0.0 <= negatives < 1.0:
         raise ValueError("negatives must be within [0, 1)")
+    backdrop_paths = tuple(str(Path(b)) for b in backdrops)
+    for b in backdrop_paths:
+        if not Path(b).is_file():
+            raise ValueError(f"backdrop photo not found: {b}")
     root = Path(out)
     n_val = min(count, max(1 if val_fraction > 0 else 0, round(count * val_fraction)))
     n_train = count - n_val
@@ -1453,7 +1538,9 @@ def synthesize(
     for split in splits:
         (root / "images" / split).mkdir(parents=True, exist_ok=True)
         (root / "labels" / split).mkdir(parents=True, exist_ok=True)
-    jobs = [(seed, i, style, str(root), "train" if i < n_train else "val", negatives) for i in range(count)]
+    jobs = [
+        (seed, i, style, str(root), "train" if i < n_train else "val", negatives, backdrop_paths) for i in range(count)
+    ]
     started = time.perf_counter()
     totals = {s: {n: 0 for n in (*CLASS_NAMES, "negative_images")} for s in splits}
     if workers > 1:
@@ -1472,6 +1559,7 @@ def synthesize(
         "style": style,
         "count": count,
         "negatives": negatives,
+        "backdrops": [{"name": Path(b).name, "sha256": file_sha256(b)} for b in backdrop_paths],
         "splits": {s: n for s, n in (("train", n_train), ("val", n_val)) if n},
         "classes": list(CLASS_NAMES),
         "instances": totals,

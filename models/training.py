@@ -24,6 +24,7 @@ from models.checksum import file_sha256
 from models.synth import CLASS_NAMES
 
 DEFAULT_BASE = Path(__file__).resolve().parent / "weights" / "yolo26n.pt"
+YOLO26N_SHA256 = "9b09cc8bf347f0fc8a5f7657480587f25db09b34bf33b0652110fb03a8ad4fef"
 DEFAULT_OUT = Path(__file__).resolve().parent / "weights" / "mugpos-yolo26n-coaster.pt"
 
 
@@ -41,6 +42,23 @@ def ensure_font() -> Path:
         raise FileNotFoundError(f"no TTF to stand in for Arial.ttf (looked for {source})")
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
+    return target
+
+
+def ensure_amp_check_weights(base: Path) -> Path | None:
+    """Put the base YOLO26n checkpoint where Ultralytics' CUDA AMP check loads it from.
+
+    On CUDA the trainer compares fp32 and fp16 outputs of ``WEIGHTS_DIR/yolo26n.pt`` and downloads that
+    file when it is missing; offline, that fails. The base weights are that very file (checked by
+    hash against the official release), so a copy avoids the download. Other bases: nothing is done.
+    """
+    from ultralytics.utils import WEIGHTS_DIR
+
+    target = Path(WEIGHTS_DIR) / "yolo26n.pt"
+    if target.is_file() or file_sha256(base) != YOLO26N_SHA256:
+        return target if target.is_file() else None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(base, target)
     return target
 
 
@@ -111,6 +129,8 @@ def train(
     data_yaml, _ = read_data_yaml(data)
     ensure_font()
     dev = ultralytics_device(device)
+    if dev != "cpu":
+        ensure_amp_check_weights(base_path)
     args: dict[str, Any] = {
         "data": str(data_yaml),
         "epochs": epochs,
@@ -183,7 +203,7 @@ def train(
 
 
 def _data_summary(manifest: Mapping[str, Any]) -> dict[str, Any]:
-    keys = ("generator", "seed", "style", "count", "splits", "instances")
+    keys = ("generator", "seed", "style", "count", "negatives", "backdrops", "splits", "instances")
     return {k: manifest[k] for k in keys if k in manifest}
 
 
@@ -303,6 +323,12 @@ def render_card(card: Mapping[str, Any]) -> str:
                 c = p.get("counts", {})
                 counts = " | ".join(str(c.get(k, 0)) for k in CLASS_NAMES)
                 lines.append(f"| {name} | {counts} | {p.get('expected')} |")
+            if "phantom_mugs_or_coasters" in photos:
+                lines += [
+                    "",
+                    f"Phantom mugs or coasters (more than a person sees): {photos['phantom_mugs_or_coasters']}; "
+                    f"real cups found as a mug: {photos.get('real_cups_found')} of {photos.get('real_cups')}.",
+                ]
     lines += ["", "## Machine-readable", "", "```json", json.dumps(card, indent=2, sort_keys=False), "```", ""]
     return "\n".join(lines)
 

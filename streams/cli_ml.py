@@ -23,6 +23,26 @@ def _fail(message: str, code: int = EXIT_FATAL) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _backdrop_paths(spec: str | None) -> list[Path]:
+    """``installed`` -> the shipped backdrop photos; a folder -> its JPEG/PNG files, sorted; None -> none."""
+    if spec is None:
+        return []
+    if spec == "installed":
+        from models.photos import backdrop_photos
+
+        found = backdrop_photos()
+        if not found:
+            _fail("--backdrops installed: no backdrop photos installed (they ship with scikit-image)")
+        return found
+    folder = Path(spec)
+    if not folder.is_dir():
+        _fail(f"--backdrops must be 'installed' or a folder, got {spec!r}")
+    found = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+    if not found:
+        _fail(f"--backdrops {folder}: no .jpg/.jpeg/.png files in it")
+    return found
+
+
 def synth(
     out: Annotated[Path, typer.Argument(help="Output folder (images/, labels/, data.yaml, manifest.json).")],
     count: Annotated[int, typer.Option("--count", "-n", min=1, help="Number of scenes.")] = 2000,
@@ -40,12 +60,20 @@ def synth(
         Path | None, typer.Option(help="Also write a PNG of the first scenes with their boxes drawn.")
     ] = None,
     sheet_count: Annotated[int, typer.Option(min=1, max=64, help="Scenes on the contact sheet.")] = 8,
+    backdrops: Annotated[
+        str | None,
+        typer.Option(
+            help="Real photos to crop behind tables and into negatives: 'installed' (the backdrop set of "
+            "models.photos, never the evaluation photos) or a folder of JPEG/PNG files."
+        ),
+    ] = None,
 ) -> None:
     """Render labelled table scenes (mug, coaster, surface) in YOLO format, with per-scene ground truth."""
     from models import synth as synth_mod
 
     if style not in synth_mod.STYLES:
         _fail(f"--style must be one of {', '.join(synth_mod.STYLES)}, got {style!r}")
+    backdrop_paths = _backdrop_paths(backdrops)
     step = max(1, count // 10)
 
     def progress(done: int, total: int) -> None:
@@ -62,6 +90,7 @@ def synth(
             workers=workers,
             progress=progress,
             negatives=negatives,
+            backdrops=backdrop_paths,
         )
     except synth_mod.DatasetError as exc:
         _fail(str(exc), EXIT_PARTIAL)
@@ -163,31 +192,14 @@ def evaluate(
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(json.dumps(result, indent=2) + "\n")
     if card:
+        from models.evaluation import card_section
         from models.training import card_path, update_card
 
         if card_path(weights).is_file():
-            update_card(weights, evaluation=_card_section(result))
+            update_card(weights, evaluation=card_section(result))
     _print_summary(result)
     if strict and not result["targets"]["all_met"]:
         raise typer.Exit(EXIT_PARTIAL)
-
-
-def _card_section(result: dict[str, Any]) -> dict[str, Any]:
-    """The parts of an eval report worth keeping in the model card."""
-    photos = result["photos"]
-    return {
-        "data": result["data"],
-        "imgsz": result["imgsz"],
-        "confidence": result["confidence"],
-        "detection": result["detection"],
-        "positioning": {
-            k: result["positioning"][k] for k in ("mugs", "mug_recall_iou50", "accuracy", "ceiling_with_true_boxes")
-        },
-        "photos": {
-            "images": {n: {"counts": p["counts"], "expected": p["expected"]} for n, p in photos["images"].items()}
-        },
-        "targets": result["targets"],
-    }
 
 
 def _print_summary(result: dict[str, Any]) -> None:
@@ -203,7 +215,12 @@ def _print_summary(result: dict[str, Any]) -> None:
     print("real photos (mug / coaster / surface detections):")
     for name, p in result["photos"]["images"].items():
         c = p["counts"]
-        print(f"  {name:18s} {c['mug']} / {c['coaster']} / {c['surface']}   ({p['expected']})")
+        print(f"  {name:22s} {c['mug']} / {c['coaster']} / {c['surface']}   ({p['expected']})")
+    ph = result["photos"]
+    print(
+        f"  phantom mugs or coasters: {ph['phantom_mugs_or_coasters']}; "
+        f"real cups found: {ph['real_cups_found']} of {ph['real_cups']}"
+    )
     t = result["targets"]
     print(
         "targets: "

@@ -97,7 +97,11 @@ class Settings(BaseSettings):
     # -- Detection -----------------------------------------------------------------------------
     batch_max: int = Field(32, ge=1, le=1024, description="Most images per inference batch.")
     batch_wait_ms: int = Field(20, ge=0, le=60_000, description="Longest wait to fill a batch, in milliseconds.")
-    model: str = Field("models/weights/yolo26n.pt", description="Path of the Ultralytics detector weights (`.pt`).")
+    model: str = Field(
+        "models/weights/mugpos-yolo26n-coaster.pt",
+        description="Path of the Ultralytics detector weights (`.pt`): the project's mug/coaster/surface model; "
+        "`models/weights/yolo26n.pt` is the stock COCO model (finds cups and tables, never coasters).",
+    )
     device: str = Field("auto", description="Torch device: `auto` (CUDA when present), `cpu`, `cuda`, `cuda:N`.")
     image_size: int = Field(640, ge=32, le=4096, description="Model input size in pixels (letterboxed square).")
     confidence: float = Field(0.25, ge=0.0, le=1.0, description="Lowest detection confidence reported.")

@@ -693,10 +693,17 @@ def test_messages_written_with_an_earlier_schema_version_stay_readable() -> None
     (v1,) = [s for s in schemas.history() if s["name"] == "mugpos.DetectionEvent"]
     fresh = Codec()
     record = {
-        "image_id": "old", "source": "cam", "uri": "s3://b/k", "captured_at": 0, "processed_at": 0,
+        "image_id": "old",
+        "source": "cam",
+        "uri": "s3://b/k",
+        "captured_at": 0,
+        "processed_at": 0,
         "model": {"model_id": "m", "name": "m", "version": "1", "weights_sha256": "0", "device": "cpu"},
-        "image_width": 1, "image_height": 1, "detections": [],
-        "timings": {"fetch_ms": 0.0, "decode_ms": 0.0, "inference_ms": 0.0, "total_ms": 0.0}, "batch_size": 1,
+        "image_width": 1,
+        "image_height": 1,
+        "detections": [],
+        "timings": {"fetch_ms": 0.0, "decode_ms": 0.0, "inference_ms": 0.0, "total_ms": 0.0},
+        "batch_size": 1,
     }
     decoded = fresh.decode(fresh.encode("DetectionEvent", record, schema=v1), "DetectionEvent")
     assert decoded["model"]["labels"] == []

@@ -134,7 +134,8 @@ def test_runtime_images_carry_the_weights(dockerfile: tuple[dict[str, str], dict
     _, stages = dockerfile
     copies = stages[target].all("COPY")
     assert any(c.startswith("--from=weights ") and c.endswith(" /app/models/weights/yolo26n.pt") for c in copies)
-    assert "MUGPOS_MODEL=/app/models/weights/yolo26n.pt" in " ".join(stages[target].all("ENV"))
+    assert "models/weights/mugpos-yolo26n-coaster.pt models/weights/mugpos-yolo26n-coaster.md /app/models/weights/" in copies
+    assert "MUGPOS_MODEL=/app/models/weights/mugpos-yolo26n-coaster.pt" in " ".join(stages[target].all("ENV"))
     assert any("fetch_weights.py" in run for run in stages["weights"].all("RUN"))
 
 
@@ -201,6 +202,7 @@ def test_build_context_leaves_out_the_heavy_and_private_parts() -> None:
         ".git/HEAD",
         ".run/services/x",
         "models/weights/yolo26n.pt",
+        "models/weights/my-own-run.pt",
         "streams/__pycache__/app.cpython-311.pyc",
         "tests/test_codec.py",
     ):

@@ -218,7 +218,11 @@ def test_store_down_dead_letters_after_retries_and_the_agent_keeps_running(
 
     asyncio.run(produce())
     # Redis down too: the agent must carry on without its cache.
-    env = {"MUGPOS_S3_ENDPOINT": "http://127.0.0.1:9", "MUGPOS_STORE_RETRIES": "1", "MUGPOS_REDIS_URL": "redis://127.0.0.1:9/0"}
+    env = {
+        "MUGPOS_S3_ENDPOINT": "http://127.0.0.1:9",
+        "MUGPOS_STORE_RETRIES": "1",
+        "MUGPOS_REDIS_URL": "redis://127.0.0.1:9/0",
+    }
     with running_worker(settings, tmp_path / "worker.log", **env) as proc:
         letters = asyncio.run(collect(settings, "dlq", {"store-down"}, deadline_s=120))
         assert proc.poll() is None

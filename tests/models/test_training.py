@@ -180,19 +180,25 @@ def test_release_model_finds_mugs_drawn_by_another_renderer(release: Any) -> Non
         assert iou((box["x1"], box["y1"], box["x2"], box["y2"]), true_box) > 0.6
 
 
-def test_release_model_sees_no_phantoms_in_bus_and_hopper_photos(release: Any) -> None:
+def test_release_model_sees_no_mug_or_coaster_where_a_person_sees_none(release: Any) -> None:
+    """The evaluation photos (never trained on): people, a street, a cat, a motorbike, a cup."""
     from models.evaluation import photo_check
 
     result = photo_check(release)
+    assert len(result["images"]) >= 3, result["images"].keys()
     for name, photo in result["images"].items():
-        assert photo["counts"]["coaster"] == 0, (name, photo["detections"])
-        if name != "zidane.jpg":
-            assert photo["counts"]["mug"] == 0, (name, photo["detections"])
+        assert photo["phantoms"] == 0, (name, photo["expected"], photo["detections"])
 
 
-@pytest.mark.xfail(strict=True, reason="known: one head in zidane.jpg reads as a mug (0.77), see the model card")
-def test_release_model_sees_no_mug_in_zidane(release: Any) -> None:
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap, see the model card: the real cup on a saucer (scikit-image coffee.png) is not found; "
+    "the stock COCO model finds it (cup 0.81)",
+)
+def test_release_model_finds_the_real_cup(release: Any) -> None:
     from models.evaluation import photo_check
 
-    photos = {k: v for k, v in installed_photos().items() if k == "zidane.jpg"}
-    assert photo_check(release, photos)["images"]["zidane.jpg"]["counts"]["mug"] == 0
+    photos = {k: v for k, v in installed_photos().items() if k == "coffee.png"}
+    if not photos:
+        pytest.skip("scikit-image (which ships coffee.png) is not installed")
+    assert photo_check(release, photos)["real_cups_found"] == 1
