@@ -202,3 +202,42 @@ def test_release_model_finds_the_real_cup(release: Any) -> None:
     if not photos:
         pytest.skip("scikit-image (which ships coffee.png) is not installed")
     assert photo_check(release, photos)["real_cups_found"] == 1
+
+
+def test_release_script_renders_trains_evaluates_and_writes_the_card(weights: Path, tmp_path: Path) -> None:
+    """scripts/train_release.py on a tiny budget: exit 1 (targets missed), but a complete card."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "release.pt"
+    args = [sys.executable, "scripts/train_release.py", "--work", str(tmp_path / "work"), "--out", str(out),
+            "--base", str(weights), "--count", "16", "--negatives", "0.2", "--holdout-count", "6", "--epochs", "1",
+            "--imgsz", "64", "--batch", "4", "--device", "cpu", "--workers", "0", "--note", "tiny run"]  # fmt: skip
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(args, cwd=root, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1, result.stdout + result.stderr
+    card = read_card(out)
+    assert card["sha256"] == file_sha256(out)
+    assert card["notes"] == ["tiny run"]
+    assert card["data"]["negatives"] == 0.2 and len(card["data"]["backdrops"]) > 0
+    assert card["evaluation"]["data"]["style"] == "holdout"
+    assert card["evaluation"]["photos"]["real_cups"] == 1
+    assert card["evaluation"]["targets"]["all_met"] is False
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["targets"]["all_met"] is False
+
+
+def test_amp_check_weights_are_the_base_copied_once(weights: Path, tmp_path: Path) -> None:
+    """On CUDA, Ultralytics' AMP check loads WEIGHTS_DIR/yolo26n.pt and downloads it when missing."""
+    import ultralytics.utils
+
+    from models.training import ensure_amp_check_weights
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ultralytics.utils, "WEIGHTS_DIR", tmp_path / "w")
+        other = tmp_path / "other.pt"
+        other.write_bytes(b"not the official checkpoint")
+        assert ensure_amp_check_weights(other) is None
+        assert not (tmp_path / "w" / "yolo26n.pt").exists()
+        target = ensure_amp_check_weights(weights)
+        assert target == tmp_path / "w" / "yolo26n.pt" and file_sha256(target) == file_sha256(weights)
