@@ -477,7 +477,50 @@ INTEROP = {name: STRATEGIES[name] for name in ("ImageEvent", "DeadLetter", "Rule
 def test_avro_package_message_decodes_with_codec(name: str, data: st.DataObject) -> None:
     record = data.draw(INTEROP[name], label=name)
     message = MAGIC + reference_fingerprint(name) + avro_write(name, record)
-    assert codec.decode(message, name) == record
+    decoded = codec.decode(message, name)
+    expected = as_avro_package_writes(record)
+    assert decoded == expected
+    assert_same_types(decoded, expected)
+
+
+def as_avro_package_writes(node: Any) -> Any:
+    """What the Apache avro package (1.12) puts on the wire: it resolves a union to the *last* branch
+    that validates, so an int in the rule value union ["null", "boolean", "long", "double", ...] is
+    written as a double (rounded beyond 2**53), and so is a bool (``False`` arrives as ``0.0``: bool is
+    an int in Python). fastavro, our codec, takes the first exact branch."""
+    if isinstance(node, dict):
+        return {
+            k: float(v) if k == "value" and type(v) in (int, bool) else as_avro_package_writes(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [as_avro_package_writes(item) for item in node]
+    return node
+
+
+def test_avro_package_writes_a_rule_int_as_a_double() -> None:
+    """Pinned, so a producer in Python with the avro package knows: 2**53 + 1 arrives as 2**53, False as 0.0."""
+    record = {
+        "rule_id": "big",
+        "name": "big count",
+        "enabled": True,
+        "text": None,
+        "sources": [],
+        "condition": {"kind": "compare", "children": [], "field": "image.mug_count", "op": ">", "value": 2**53 + 1},
+        "severity": "info",
+        "action": {"type": "log", "target": None},
+        "cooldown_s": 60,
+        "updated_at": datetime(2024, 1, 1, tzinfo=UTC),
+    }
+    decoded = codec.decode(MAGIC + reference_fingerprint("RuleDefinition") + avro_write("RuleDefinition", record),
+                           "RuleDefinition")  # fmt: skip
+    assert decoded["condition"]["value"] == float(2**53) and type(decoded["condition"]["value"]) is float
+    ours = codec.decode(codec.encode("RuleDefinition", record), "RuleDefinition")
+    assert ours["condition"]["value"] == 2**53 + 1 and type(ours["condition"]["value"]) is int
+    record["condition"]["value"] = False
+    decoded = codec.decode(MAGIC + reference_fingerprint("RuleDefinition") + avro_write("RuleDefinition", record),
+                           "RuleDefinition")  # fmt: skip
+    assert decoded["condition"]["value"] == 0.0 and type(decoded["condition"]["value"]) is float
 
 
 @pytest.mark.parametrize("name", sorted(INTEROP))
