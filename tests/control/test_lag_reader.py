@@ -3,45 +3,20 @@ high-water mark and the committed offsets of a consumer group, on a fresh topic 
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from control.signals import LagReader, LoadSnapshot
 from streams.errors import BrokerUnavailable
 from streams.settings import Settings
+from tests.control.broker import create_images_topic, produce_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
 PRODUCED = {0: 10, 1: 25, 2: 7, 3: 0}
 COMMITTED = {0: 4, 1: 25}  # partition 2 never committed, partition 3 empty
-
-
-async def _topic(settings: Settings, partitions: int) -> str:
-    topic = f"{settings.topic_prefix}images"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, partitions, 1)])
-    finally:
-        await admin.close()
-    return topic
-
-
-async def _produce(settings: Settings, topic: str, counts: dict[int, int], age_s: float = 0.0) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap)
-    await producer.start()
-    try:
-        stamp = int((time.time() - age_s) * 1000)
-        for partition, n in counts.items():
-            for i in range(n):
-                await producer.send(topic, f"m{i}".encode(), partition=partition, timestamp_ms=stamp)
-        await producer.flush()
-    finally:
-        await producer.stop()
 
 
 async def _commit(settings: Settings, topic: str, group: str, offsets: dict[int, int]) -> None:
@@ -56,8 +31,8 @@ async def _commit(settings: Settings, topic: str, group: str, offsets: dict[int,
 
 
 async def test_lag_per_partition_from_fetch_high_water_and_committed_offsets(settings: Settings) -> None:
-    topic = await _topic(settings, 4)
-    await _produce(settings, topic, PRODUCED, age_s=30.0)
+    topic = await create_images_topic(settings, 4)
+    await produce_counts(settings, topic, PRODUCED, age_s=30.0)
     group = f"g-{uuid.uuid4().hex[:8]}"
     await _commit(settings, topic, group, COMMITTED)
 
@@ -77,12 +52,12 @@ async def test_lag_per_partition_from_fetch_high_water_and_committed_offsets(set
 
 
 async def test_successive_readings_give_arrival_and_process_rates(settings: Settings) -> None:
-    topic = await _topic(settings, 2)
+    topic = await create_images_topic(settings, 2)
     group = f"g-{uuid.uuid4().hex[:8]}"
-    await _produce(settings, topic, {0: 5, 1: 5})
+    await produce_counts(settings, topic, {0: 5, 1: 5})
     async with LagReader(settings.bootstrap, topic, group) as reader:
         first = await reader.read()
-        await _produce(settings, topic, {0: 10, 1: 20})
+        await produce_counts(settings, topic, {0: 10, 1: 20})
         await _commit(settings, topic, group, {0: 15, 1: 5})
         second = await reader.read()
 

@@ -6,8 +6,6 @@ import asyncio
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from control.loop import Controller, Step
 from control.policy import PolicyConfig, ScalingPolicy
@@ -16,27 +14,16 @@ from control.signals import LagReader, LagReading
 from streams.codec import codec
 from streams.errors import BrokerUnavailable
 from streams.settings import Settings
+from tests.control.broker import create_images_topic, produce_counts
 from tests.control.test_scalers import FakeAppsV1Api
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
 
 async def _topic_with(settings: Settings, partitions: int, messages: int) -> str:
-    topic = f"{settings.topic_prefix}images"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, partitions, 1)])
-    finally:
-        await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap)
-    await producer.start()
-    try:
-        for i in range(messages):
-            await producer.send(topic, b"x", partition=i % partitions)
-        await producer.flush()
-    finally:
-        await producer.stop()
+    topic = await create_images_topic(settings, partitions)
+    counts = {p: len(range(p, messages, partitions)) for p in range(partitions)}
+    await produce_counts(settings, topic, counts)
     return topic
 
 
