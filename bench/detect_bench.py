@@ -8,7 +8,8 @@ Measures, on the same images and the same weights:
 3. ``naive``: one Ultralytics ``predict`` call per image, no batching.
 
 Needs the local services (``make services``). Prints a table and one JSON line.
-Usage: ``python bench/detect_bench.py [--images 64] [--batch 32] [--imgsz 640] [--device auto]``.
+Usage: ``python bench/detect_bench.py [--images 64] [--batch 32] [--imgsz 640] [--device auto]
+[--letterbox square|rect]``.
 """
 
 from __future__ import annotations
@@ -157,6 +158,7 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--letterbox", choices=("square", "rect"), default="square")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--weights", default=str(ROOT / "models" / "weights" / "yolo26n.pt"))
     parser.add_argument("--low-rate", type=float, default=1.0, help="images/s of the low-load phase")
@@ -172,12 +174,13 @@ def main() -> int:
         batch_max=args.batch,
         batch_wait_ms=50,
         image_size=args.imgsz,
+        letterbox=args.letterbox,
         model=args.weights,
         device=args.device,
     )
-    detector = Detector(args.weights, device=args.device, image_size=args.imgsz)
+    detector = Detector(args.weights, device=args.device, image_size=args.imgsz, rect=args.letterbox == "rect")
     device_name = detector.info["device"]
-    console.print(f"device {device_name}, {args.images} images, batch {args.batch}, {args.imgsz}px")
+    console.print(f"device {device_name}, {args.images} images, batch {args.batch}, {args.imgsz}px {args.letterbox}")
     images = make_images(args.images, seed=int(time.time()))
     bare = bench_bare(detector, images, args.batch)
     console.print(f"bare model: {bare:.2f} images/s")
@@ -186,7 +189,9 @@ def main() -> int:
     del detector
     pipe = asyncio.run(bench_pipeline(settings, images, args.low_rate, args.low_count))
 
-    table = Table(title=f"detection benchmark ({device_name}, yolo26n, {args.imgsz}px, batch {args.batch})")
+    model = Path(args.weights).stem
+    title = f"detection benchmark ({device_name}, {model}, {args.imgsz}px {args.letterbox}, batch {args.batch})"
+    table = Table(title=title)
     for col in ("mode", "images/s", "p50 ms", "p95 ms", "p99 ms"):
         table.add_column(col, justify="right" if col != "mode" else "left")
     table.add_row("bare model (preloaded tensors)", f"{bare:.2f}", "", "", "")
@@ -205,6 +210,8 @@ def main() -> int:
         "images": args.images,
         "batch": args.batch,
         "imgsz": args.imgsz,
+        "letterbox": args.letterbox,
+        "weights": Path(args.weights).name,
         "bare_images_per_s": round(bare, 3),
         "naive_images_per_s": round(naive, 3),
         "pipeline": {k: {m: round(v, 3) for m, v in row.items()} for k, row in pipe.items()},

@@ -46,6 +46,9 @@ def resolve_device(device: str) -> torch.device:
 class Detector:
     """A YOLO detector (Ultralytics ``.pt``) that runs one forward pass per batch of letterboxed images.
 
+    ``rect`` letterboxes to the smallest stride-aligned rectangle instead of a square, like
+    ``YOLO.predict``'s default: fewer pixels per image, one forward pass per distinct shape.
+
     ``prepare`` is pure CPU and thread-safe (run it in a pool); ``infer`` runs the model and is
     serialised by a lock, so call it from one inference thread or task.
 
@@ -58,6 +61,7 @@ class Detector:
     half: bool
     stride: int
     image_size: int
+    rect: bool
     confidence: float
     iou: float
     max_det: int
@@ -79,6 +83,7 @@ class Detector:
         *,
         max_det: int = 300,
         end2end: bool | None = None,
+        rect: bool = False,
     ) -> None:
         path = Path(weights).expanduser()
         if not path.is_file():
@@ -126,6 +131,7 @@ class Detector:
         if image_size <= 0 or image_size % self.stride:
             raise ValueError(f"image_size must be a positive multiple of {self.stride}, got {image_size}")
         self.image_size = image_size
+        self.rect = rect
         self.confidence = confidence
         self.iou = iou
         self.max_det = max_det
@@ -164,7 +170,7 @@ class Detector:
 
     def prepare(self, img: np.ndarray) -> Letterboxed:
         """Letterbox one decoded RGB image to the model's input size (CPU only, thread-safe)."""
-        return letterbox(img, self.image_size)
+        return letterbox(img, self.image_size, stride=self.stride if self.rect else None)
 
     def warmup(self, batch_size: int = 1) -> None:
         """Run throw-away passes so the first real batch does not pay for allocator and kernel setup."""
@@ -180,13 +186,36 @@ class Detector:
         return self.infer([self.prepare(image) for image in images])
 
     def infer(self, batch: Sequence[Letterboxed]) -> list[list[dict[str, Any]]]:
-        """Detect objects in each letterboxed image with ONE forward pass; one list of detections per image."""
+        """Detect objects in each letterboxed image; one list of detections per image.
+
+        One forward pass per distinct input shape: always one for square letterboxing, and one per
+        camera aspect ratio with ``rect``.
+        """
         if not batch:
             return []
-        for item in batch:
-            if item.image.shape != (self.image_size, self.image_size, 3):
-                raise ValueError(f"expected {self.image_size}px letterboxed images, got {item.image.shape}")
-        pixels = torch.from_numpy(np.stack([item.image for item in batch]))
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for index, item in enumerate(batch):
+            shape = item.image.shape
+            if (
+                len(shape) != 3
+                or shape[2] != 3
+                or max(shape[:2]) != self.image_size
+                or any(side % self.stride for side in shape[:2])
+            ):
+                raise ValueError(
+                    f"expected images letterboxed to {self.image_size}px (sides multiples of {self.stride}), "
+                    f"got {shape}"
+                )
+            groups.setdefault(shape, []).append(index)
+        rows: list[np.ndarray] = [np.empty((0, 6), np.float32)] * len(batch)
+        for indices in groups.values():
+            for index, found in zip(indices, self._forward([batch[i].image for i in indices]), strict=True):
+                rows[index] = found
+        return [self._to_detections(r, item) for r, item in zip(rows, batch, strict=True)]
+
+    def _forward(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """One forward pass and NMS over same-shaped HxWx3 uint8 inputs; rows of (x1, y1, x2, y2, score, class)."""
+        pixels = torch.from_numpy(np.stack(images))
         if self.device.type == "cuda":
             pixels = pixels.pin_memory().to(self.device, non_blocking=True)  # ship uint8, convert on the GPU
         with self._lock, torch.inference_mode():
@@ -203,8 +232,7 @@ class Detector:
                 nc=0,
                 end2end=self._end2end,
             )
-            rows = [k.float().cpu().numpy() for k in kept]
-        return [self._to_detections(r, item) for r, item in zip(rows, batch, strict=True)]
+            return [k.float().cpu().numpy() for k in kept]
 
     def _to_detections(self, rows: np.ndarray, item: Letterboxed) -> list[dict[str, Any]]:
         """Rows of (x1, y1, x2, y2, score, class) in model pixels -> Avro ``Detection`` dicts."""

@@ -18,7 +18,11 @@ log = logging.getLogger(__name__)
 def build_processor(settings: Settings, warmup: bool = True) -> BatchProcessor:
     """Load the model (blocking: call from a thread) and connect its store and cache."""
     detector = Detector(
-        settings.model, device=settings.device, image_size=settings.image_size, confidence=settings.confidence
+        settings.model,
+        device=settings.device,
+        image_size=settings.image_size,
+        confidence=settings.confidence,
+        rect=settings.letterbox == "rect",
     )
     if warmup:
         detector.warmup(min(settings.batch_max, 8))

@@ -103,7 +103,13 @@ class Settings(BaseSettings):
         "`models/weights/yolo26n.pt` is the stock COCO model (finds cups and tables, never coasters).",
     )
     device: str = Field("auto", description="Torch device: `auto` (CUDA when present), `cpu`, `cuda`, `cuda:N`.")
-    image_size: int = Field(640, ge=32, le=4096, description="Model input size in pixels (letterboxed square).")
+    image_size: int = Field(640, ge=32, le=4096, description="Model input size in pixels (the letterbox's long side).")
+    letterbox: Literal["rect", "square"] = Field(
+        "rect",
+        description="`rect` pads only to the next multiple of 32, like YOLO.predict (a 4:3 camera costs 25 % fewer "
+        "pixels; one forward pass per aspect ratio in a batch); `square` pads every image to image_size x "
+        "image_size (one pass per batch, whatever the mix of cameras).",
+    )
     confidence: float = Field(0.25, ge=0.0, le=1.0, description="Lowest detection confidence reported.")
     clip_weights: str = Field("", description="Local open_clip weights file; empty uses the dominant-colour attribute.")
     clip_model: str = Field("ViT-B-32", description="open_clip architecture of `MUGPOS_CLIP_WEIGHTS`.")

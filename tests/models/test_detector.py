@@ -122,6 +122,43 @@ def test_matches_ultralytics_predict(detector: Detector, weights: Path) -> None:
     assert np.array([box_of(d) for d in ours]) == pytest.approx(theirs.xyxy.numpy(), abs=0.05)
 
 
+@pytest.fixture(scope="module")
+def rect_detector(weights: Path) -> Detector:
+    return Detector(weights, device="cpu", image_size=640, rect=True)
+
+
+def test_rect_matches_ultralytics_predict_default(rect_detector: Detector, weights: Path) -> None:
+    """rect=True feeds the model what YOLO.predict does by default (a 640x480 input for 4:3)."""
+    image, _ = draw_mug_scene(**SCENES["landscape_red_640x480"])
+    assert rect_detector.prepare(image).image.shape == (480, 640, 3)
+    [ours] = rect_detector.detect([image])
+    result: Any = ultralytics.YOLO(str(weights)).predict(image[..., ::-1].copy(), device="cpu", verbose=False)
+    theirs = result[0].boxes
+    assert [d["class_id"] for d in ours] == theirs.cls.int().tolist()
+    assert [d["confidence"] for d in ours] == pytest.approx(theirs.conf.tolist(), abs=1e-4)
+    assert np.array([box_of(d) for d in ours]) == pytest.approx(theirs.xyxy.numpy(), abs=0.05)
+
+
+def test_rect_batch_of_mixed_shapes_equals_each_alone(rect_detector: Detector) -> None:
+    """Three aspect ratios in one batch: one pass per shape, each result in its own image's place."""
+    images = [draw_mug_scene(**scene)[0] for scene in SCENES.values()]
+    shapes = {rect_detector.prepare(image).image.shape for image in images}
+    assert len(shapes) == 3
+    batched = rect_detector.detect(images + images[:1])
+    assert len(batched) == 4
+    for image, together in zip(images + images[:1], batched, strict=True):
+        [alone] = rect_detector.detect([image])
+        assert [d["class_id"] for d in together] == [d["class_id"] for d in alone]
+        for a, b in zip(together, alone, strict=True):
+            assert box_of(a) == pytest.approx(box_of(b), abs=0.5)
+        assert any(d["label"] == "mug" for d in together)
+
+
+def test_rect_refuses_inputs_of_another_size(rect_detector: Detector) -> None:
+    with pytest.raises(ValueError, match="letterboxed to 640px"):
+        rect_detector.infer([letterbox(np.zeros((10, 20, 3), np.uint8), 320, stride=32)])
+
+
 def test_info_names_and_class_map(detector: Detector, weights: Path) -> None:
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()
     info = detector.info

@@ -115,3 +115,39 @@ def test_unletterbox_inverts_the_mapping(case: tuple[int, int, int, tuple[float,
     assert rounding_y <= 0.5 + 1e-9 or round(height * gy) == 1
     assert np.all(np.abs(back[[0, 2]] - [x1, x2]) <= rounding_x / gx + 1e-6)
     assert np.all(np.abs(back[[1, 3]] - [y1, y2]) <= rounding_y / gy + 1e-6)
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "shape", "pad"),
+    [
+        (640, 480, (480, 640), (0.0, 0.0)),
+        (480, 640, (640, 480), (0.0, 0.0)),
+        (1920, 1080, (384, 640), (0.0, 12.0)),
+        (333, 517, (640, 416), (2.0, 0.0)),
+        (64, 64, (640, 640), (0.0, 0.0)),
+    ],
+    ids=["4:3", "3:4", "16:9", "odd", "square"],
+)
+def test_rect_pads_only_to_the_stride(
+    width: int, height: int, shape: tuple[int, int], pad: tuple[float, float]
+) -> None:
+    lb = letterbox(np.full((height, width, 3), 255, np.uint8), 640, stride=32)
+    assert lb.image.shape[:2] == shape and lb.size == 640
+    assert lb.pad == pad
+    box = np.array([[0.0, 0.0, shape[1], shape[0]]])
+    assert unletterbox(box, lb).tolist() == [[0.0, 0.0, float(width), float(height)]]
+
+
+@pytest.mark.parametrize(("width", "height"), [(640, 480), (333, 517), (1280, 720), (64, 64)], ids=str)
+def test_rect_matches_ultralytics_letterbox(width: int, height: int) -> None:
+    """Same pixels as the preprocessing of YOLO.predict's default (rect: auto=True)."""
+    from ultralytics.data.augment import LetterBox
+
+    img = np.random.default_rng(width).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    theirs: Any = LetterBox((640, 640), auto=True, stride=32)(image=img)
+    assert np.array_equal(letterbox(img, 640, stride=32).image, theirs)
+
+
+def test_rect_needs_a_size_that_is_a_multiple_of_the_stride() -> None:
+    with pytest.raises(ValueError, match="multiple of stride"):
+        letterbox(np.zeros((10, 10, 3), np.uint8), 100, stride=32)
