@@ -80,9 +80,9 @@ class _Work:
     outcome: Outcome | None = None
 
 
-def default_cache_key(sha256: str, model_id: str) -> str:
-    """Cache key of one result: content hash and model identity."""
-    return f"mugpos:det:{model_id}:{sha256}"
+def default_cache_key(sha256: str, scope: str) -> str:
+    """Cache key of one result: content hash and ``Detector.cache_scope`` (model and how it is run)."""
+    return f"mugpos:det:{scope}:{sha256}"
 
 
 class BatchProcessor:
@@ -119,6 +119,11 @@ class BatchProcessor:
     def model_id(self) -> str:
         return str(self.detector.info["model_id"])
 
+    @property
+    def cache_scope(self) -> str:
+        """What a cached result depends on besides the image: the model and how it is run."""
+        return self.detector.cache_scope
+
     def close(self) -> None:
         self._decode_pool.shutdown(wait=False, cancel_futures=True)
         self._infer_pool.shutdown(wait=False, cancel_futures=True)
@@ -147,7 +152,7 @@ class BatchProcessor:
             return
         for w in items:
             sha = w.event["sha256"] if by == "event" else w.sha256
-            w.key = self._cache_key(str(sha), self.model_id)
+            w.key = self._cache_key(str(sha), self.cache_scope)
         hits = await self.cache.get_many(w.key for w in items if w.key)
         for w in items:
             if w.key in hits:
@@ -265,7 +270,7 @@ class BatchProcessor:
         entries = {}
         for w in items:
             if w.sha256 and w.detections is not None:
-                key = self._cache_key(w.sha256, self.model_id)
+                key = self._cache_key(w.sha256, self.cache_scope)
                 entries[key] = json.dumps({"w": w.size[0], "h": w.size[1], "detections": w.detections}).encode()
         await self.cache.put_many(entries)
 

@@ -164,6 +164,13 @@ class Detector:
         return self._class_map
 
     @property
+    def cache_scope(self) -> str:
+        """Model id plus the settings that change its output: a cached result is only reused under the same."""
+        shape = "rect" if self.rect else "square"
+        run = f"{self.image_size}{shape}:c{self.confidence:g}:i{self.iou:g}:e{int(self._end2end)}"
+        return f"{self._info['model_id']}:{run}"
+
+    @property
     def end2end(self) -> bool:
         """Whether the NMS-free one-to-one head is in use."""
         return self._end2end

@@ -154,6 +154,19 @@ def test_rect_batch_of_mixed_shapes_equals_each_alone(rect_detector: Detector) -
         assert any(d["label"] == "mug" for d in together)
 
 
+def test_cache_scope_changes_with_every_setting_that_changes_the_output(
+    detector: Detector, rect_detector: Detector, weights: Path
+) -> None:
+    """A cached detection is reused only for the same model run the same way."""
+    assert detector.cache_scope.startswith(detector.info["model_id"] + ":")
+    assert detector.cache_scope != rect_detector.cache_scope
+    other_conf = Detector(weights, device="cpu", image_size=640, confidence=0.5)
+    other_size = Detector(weights, device="cpu", image_size=320)
+    same = Detector(weights, device="cpu", image_size=640)
+    assert len({detector.cache_scope, other_conf.cache_scope, other_size.cache_scope}) == 3
+    assert same.cache_scope == detector.cache_scope
+
+
 def test_rect_refuses_inputs_of_another_size(rect_detector: Detector) -> None:
     with pytest.raises(ValueError, match="letterboxed to 640px"):
         rect_detector.infer([letterbox(np.zeros((10, 20, 3), np.uint8), 320, stride=32)])
