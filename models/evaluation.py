@@ -356,20 +356,28 @@ def evaluate(
     edge_cm: Sequence[float] = (2.0, 5.0),
     photos: Mapping[str, Path] | None = None,
     baseline: str | Path | None = None,
+    letterbox: str = "square",
 ) -> dict[str, Any]:
-    """mAP per class, positioning accuracy and the real-photo check, as one JSON-able report."""
+    """mAP per class, positioning accuracy and the real-photo check, as one JSON-able report.
+
+    ``letterbox`` (square or rect) applies to the production-path parts (positioning, photos);
+    the mAP comes from Ultralytics' validator, which letterboxes its own way.
+    """
+    if letterbox not in ("square", "rect"):
+        raise ValueError(f"letterbox must be square or rect, got {letterbox!r}")
     from models.detector import Detector
 
     root = _root_of(data)
     manifest_path = root / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    detector = Detector(weights, device=device, image_size=imgsz, confidence=conf)
+    detector = Detector(weights, device=device, image_size=imgsz, confidence=conf, rect=letterbox == "rect")
     report: dict[str, Any] = {
         "weights": str(weights),
         "sha256": file_sha256(weights),
         "data": {k: manifest.get(k) for k in ("generator", "seed", "style", "count")}
         | {"path": str(root), "split": split},
         "imgsz": imgsz,
+        "letterbox": letterbox,
         "confidence": conf,
         "device": str(detector.device),
         "positioning_rules": "models.positioning: footprint = bottom quarter of the mug box; "
@@ -379,7 +387,7 @@ def evaluate(
         "photos": photo_check(detector, photos),
     }
     if baseline is not None and Path(baseline).is_file():
-        stock = Detector(baseline, device=device, image_size=640, confidence=conf)
+        stock = Detector(baseline, device=device, image_size=640, confidence=conf, rect=letterbox == "rect")
         report["photos_stock_coco_640"] = photo_check(stock, photos)
     report["targets"] = targets_met(report)
     return report
@@ -391,6 +399,7 @@ def card_section(report: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "data": report["data"],
         "imgsz": report["imgsz"],
+        "letterbox": report.get("letterbox", "square"),
         "confidence": report["confidence"],
         "detection": report["detection"],
         "positioning": {

@@ -173,6 +173,9 @@ def evaluate(
         Path | None, typer.Option(help="Also run these weights (e.g. the stock COCO model) on the real photos.")
     ] = None,
     strict: Annotated[bool, typer.Option(help="Exit 1 when an acceptance target is missed.")] = False,
+    letterbox: Annotated[
+        str, typer.Option(help="square, or rect (the service default, MUGPOS_LETTERBOX) for positioning and photos.")
+    ] = "square",
 ) -> None:
     """mAP per class, on_coaster and edge accuracy against the renderer's truth, and phantoms on real photos."""
     if not weights.is_file():
@@ -184,7 +187,7 @@ def evaluate(
     try:
         result = run_eval(
             weights, data, split=split, imgsz=imgsz, device=device, conf=conf, edge_cm=edge_cm or [2.0, 5.0],
-            baseline=baseline,
+            baseline=baseline, letterbox=letterbox,
         )  # fmt: skip
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
@@ -205,6 +208,7 @@ def evaluate(
 def _print_summary(result: dict[str, Any]) -> None:
     det, pos = result["detection"], result["positioning"]
     print(f"detection on {det['images']} image(s), split {det['split']}, {result['imgsz']} px:")
+    print(f"(positioning and photos letterboxed {result['letterbox']})")
     for name, m in det["per_class"].items():
         scores = f"mAP50 {m['map50']:.3f}  mAP50-95 {m['map50_95']:.3f}"
         print(f"  {name:8s} {scores}  P {m['precision']:.3f}  R {m['recall']:.3f}")

@@ -89,6 +89,22 @@ def test_eval_command_reports_and_updates_the_card(trained: Path, tiny: Path, tm
     assert "targets:" in result.output
 
 
+def test_eval_letterbox_option(trained: Path, tiny: Path, tmp_path: Path) -> None:
+    from streams.cli import cli
+
+    report = tmp_path / "rect.json"
+    args = ["eval", str(trained), str(tiny), "--imgsz", "64", "--device", "cpu", "--no-card", "--report", str(report),
+            "--letterbox", "rect"]  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        cut_network(patch)
+        result = CliRunner().invoke(cli, args)
+        bad = CliRunner().invoke(cli, [*args[:-1], "diagonal"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert json.loads(report.read_text())["letterbox"] == "rect"
+    assert "letterboxed rect" in result.output
+    assert bad.exit_code != 0 and "letterbox must be square or rect" in bad.output
+
+
 def test_installed_photos_are_found() -> None:
     photos = installed_photos()
     assert {"bus.jpg", "zidane.jpg"} <= set(photos)
