@@ -953,14 +953,7 @@ def render_scene(
             return False
         if _area(_clip(t.box, width, height)) < 0.6 * _area(t.box):
             return False
-        for j, o in enumerate(things):
-            if j == host:
-                continue
-            if math.hypot(t.x - o.x, t.y - o.y) < t.radius + o.radius + 0.5:
-                return False
-            if _boxes_overlap(t.box, o.box) > 0.35:
-                return False
-        return True
+        return _clear_of_others(t, things, host)
 
     def sample_xy() -> tuple[float, float]:
         return rng.uniform(table.left, table.right), rng.uniform(table.near, table.far)
@@ -1037,7 +1030,7 @@ def render_scene(
         if c is not None and rng.random() < 0.25:
             host = len(things) - 1
             g = make_standing_distractor(rng, style, cam, c.x, c.y, light)
-            if g.params["kind"] == "glass" and _fits_on_host(g, c, things, host):
+            if g.params["kind"] == "glass" and _clear_of_others(g, things, host):
                 g.host = host
                 things.append(g)
     for _ in range(int(rng.choice([0, 1, 1, 2, 3]))):
@@ -1434,8 +1427,8 @@ def is_negative(seed: int, index: int, style: Style | str, negatives: float) -> 
     return negatives > 0 and float(np.random.default_rng([seed, index, style.code, 13]).random()) < negatives
 
 
-def _fits_on_host(t: Thing, host: Thing, things: list[Thing], host_index: int) -> bool:
-    """An object standing on a coaster: clear of everything but its coaster."""
+def _clear_of_others(t: Thing, things: list[Thing], host_index: int | None) -> bool:
+    """Clear of every placed object (apart, boxes barely overlapping) except its host coaster, if any."""
     for j, o in enumerate(things):
         if j == host_index:
             continue

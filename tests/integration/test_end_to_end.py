@@ -28,8 +28,6 @@ import json
 import math
 import os
 import re
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,7 +45,7 @@ from streams.consumer import consume_events
 from streams.producer import ImageProducer
 from streams.settings import Settings, settings_env
 from streams.topics import ensure_topics
-from tests.integration.worker import running_worker
+from tests.integration.worker import rules_cli, running_worker
 from tests.rules.conftest import mug, position
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -232,19 +230,6 @@ class Run:
     seconds: float
 
 
-def rules_cli(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "rules", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=str(ROOT),
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
 async def read_topic(settings: Settings, topic: str, settle_s: float) -> list[tuple[str, dict[str, Any]]]:
     """(key, event) of every message of ``topic`` from the start, until ``settle_s`` without one."""
     items = []
@@ -320,7 +305,7 @@ def run_pipeline(settings: Settings, weights: Path, image_size: int, tmp_path: P
     env = settings_env(settings)
     asyncio.run(ensure_topics(settings))
     for rule_id, sentence in RULES.items():
-        assert json.loads(rules_cli(env, "add", sentence, "--id", rule_id))["rule_id"] == rule_id
+        assert json.loads(rules_cli(env, "add", sentence, "--id", rule_id).stdout)["rule_id"] == rule_id
 
     scenes = {p.name: (p, render_scene(SEED, p.index, STYLE, SIZE)) for p in SCENES}
     ids = {name: f"{settings.app_id}-{name}" for name in scenes}

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +23,7 @@ from streams.codec import codec
 from streams.consumer import consume_events
 from streams.settings import Settings, settings_env
 from streams.topics import ensure_topics
-from tests.integration.worker import running_worker
+from tests.integration.worker import rules_cli, running_worker
 from tests.rules.conftest import T0, mug, position
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -73,19 +71,6 @@ class Receiver:
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
-
-
-def rules_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "rules", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=str(Path(__file__).resolve().parents[2]),
-    )
-    assert result.returncode == 0, result.stderr
-    return result
 
 
 async def produce(settings: Settings, events: list[dict[str, Any]], partition: int | None = None) -> None:

@@ -38,3 +38,17 @@ def running_worker(
             yield proc
         finally:
             stop_process(proc)
+
+
+def rules_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`mugpos rules ARGS` in a child process with ``env``; fails the test on a non-zero exit."""
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "rules", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(Path(__file__).resolve().parents[2]),
+    )
+    assert result.returncode == 0, result.stderr
+    return result
