@@ -27,6 +27,7 @@ from ultralytics.utils import nms
 
 from models.checksum import file_sha256
 from models.classmap import ClassMap
+from models.heads import TwoHeads, load_head, merge_rows
 from models.letterbox import Letterboxed, letterbox, unletterbox
 
 
@@ -55,6 +56,10 @@ class Detector:
     ``end2end`` picks the detection head of NMS-free models such as YOLO26: None keeps the
     installed Ultralytics' default (in 8.4 that is the one-to-many head followed by NMS, the
     same as ``YOLO.predict()``), True uses the one-to-one head (no NMS, top-k only).
+
+    ``head`` adds a second detection head (a ``models.heads`` file trained on this checkpoint's
+    frozen trunk, e.g. coasters): one trunk pass per batch feeds both heads, whose outputs are merged
+    (``models.heads.merge_rows``). The first head's detections stay exactly those of ``weights`` alone.
     """
 
     device: torch.device
@@ -84,6 +89,7 @@ class Detector:
         max_det: int = 300,
         end2end: bool | None = None,
         rect: bool = False,
+        head: str | Path | None = None,
     ) -> None:
         path = Path(weights).expanduser()
         if not path.is_file():
@@ -108,8 +114,17 @@ class Detector:
         self.half = self.device.type == "cuda"
         if end2end is not None and hasattr(module, "end2end"):
             module.end2end = end2end  # select the head before fusing drops the other one
+        self._head_info: dict[str, Any] | None = None
+        self._names = {int(k): str(v) for k, v in dict(yolo.names).items()}
+        extra = None
+        if head is not None:
+            extra, head_names, self._head_info = load_head(head, module, self._sha256, end2end=end2end)
+            self._head_offset = max(self._names) + 1
+            self._names.update({self._head_offset + i: name for i, name in enumerate(head_names)})
         if hasattr(module, "fuse"):
             module = module.fuse(verbose=False)
+        if extra is not None:
+            module = TwoHeads(module, extra)
         module = module.to(self.device).eval()
         if (
             self.device.type == "cpu"
@@ -122,11 +137,14 @@ class Detector:
         module = module.half() if self.half else module.float()
         for param in module.parameters():
             param.requires_grad_(False)
-        head = module.model[-1] if hasattr(module, "model") else None
-        if head is not None and hasattr(head, "max_det"):
-            head.max_det = max(max_det, 300)  # like the predictor: top-k before confidence filtering
+        heads = [module.head, module.base.model[-1]] if isinstance(module, TwoHeads) else []
+        if not heads and hasattr(module, "model"):
+            heads = [module.model[-1]]
+        for last in heads:
+            if hasattr(last, "max_det"):
+                last.max_det = max(max_det, 300)  # like the predictor: top-k before confidence filtering
         self._model = module
-        self._end2end = bool(getattr(module, "end2end", False))
+        self._end2end = bool(getattr(module.base if isinstance(module, TwoHeads) else module, "end2end", False))
         self.stride = max(int(module.stride.max()), 32) if hasattr(module, "stride") else 32
         if image_size <= 0 or image_size % self.stride:
             raise ValueError(f"image_size must be a positive multiple of {self.stride}, got {image_size}")
@@ -135,12 +153,16 @@ class Detector:
         self.confidence = confidence
         self.iou = iou
         self.max_det = max_det
-        self._names = {int(k): str(v) for k, v in dict(yolo.names).items()}
         self._class_map = (class_map or ClassMap()).bind(self._names)
         self._lock = threading.Lock()
         name = self._path.stem
+        model_id = f"{name}-{self._sha256[:12]}"
+        if head is not None and self._head_info is not None:
+            head_name = Path(head).stem
+            name = f"{name}+{head_name}"
+            model_id = f"{model_id}+{head_name}-{self._head_info['sha256'][:12]}"
         self._info = {
-            "model_id": f"{name}-{self._sha256[:12]}",
+            "model_id": model_id,
             "name": name,
             "version": ultralytics.__version__,
             "weights_sha256": self._sha256,
@@ -171,6 +193,11 @@ class Detector:
         return f"{self._info['model_id']}:{run}"
 
     @property
+    def head_info(self) -> dict[str, Any] | None:
+        """The second head's sha256, class names and training notes; None without one."""
+        return None if self._head_info is None else dict(self._head_info)
+
+    @property
     def end2end(self) -> bool:
         """Whether the NMS-free one-to-one head is in use."""
         return self._end2end
@@ -198,6 +225,27 @@ class Detector:
         One forward pass per distinct input shape: always one for square letterboxing, and one per
         camera aspect ratio with ``rect``.
         """
+        rows = self._rows(batch)
+        if self._head_info is not None:
+            labels = self._row_labels()
+            merged = [merge_rows(a, b, labels, self.iou, self.max_det) for a, b in rows]
+        else:
+            merged = [a for a, _ in rows]
+        return [self._to_detections(r, item) for r, item in zip(merged, batch, strict=True)]
+
+    def infer_heads(self, batch: Sequence[Letterboxed]) -> list[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+        """Each head's detections before the merge, per image: (first head, second head or empty)."""
+        return [
+            (self._to_detections(a, item), self._to_detections(b, item))
+            for (a, b), item in zip(self._rows(batch), batch, strict=True)
+        ]
+
+    def _row_labels(self) -> list[str]:
+        size = max(self._names) + 1
+        return [self._class_map.label(self._names.get(i, str(i))) for i in range(size)]
+
+    def _rows(self, batch: Sequence[Letterboxed]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Rows of (x1, y1, x2, y2, score, class) per image and head, in model pixels."""
         if not batch:
             return []
         groups: dict[tuple[int, ...], list[int]] = {}
@@ -214,32 +262,43 @@ class Detector:
                     f"got {shape}"
                 )
             groups.setdefault(shape, []).append(index)
-        rows: list[np.ndarray] = [np.empty((0, 6), np.float32)] * len(batch)
+        empty = np.empty((0, 6), np.float32)
+        rows: list[tuple[np.ndarray, np.ndarray]] = [(empty, empty)] * len(batch)
         for indices in groups.values():
             for index, found in zip(indices, self._forward([batch[i].image for i in indices]), strict=True):
                 rows[index] = found
-        return [self._to_detections(r, item) for r, item in zip(rows, batch, strict=True)]
+        return rows
 
-    def _forward(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """One forward pass and NMS over same-shaped HxWx3 uint8 inputs; rows of (x1, y1, x2, y2, score, class)."""
+    def _forward(self, images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """One forward pass and NMS per head over same-shaped HxWx3 uint8 inputs."""
         pixels = torch.from_numpy(np.stack(images))
         if self.device.type == "cuda":
             pixels = pixels.pin_memory().to(self.device, non_blocking=True)  # ship uint8, convert on the GPU
         with self._lock, torch.inference_mode():
             tensor = pixels.permute(0, 3, 1, 2)  # BHWC -> BCHW (RGB already)
             tensor = (tensor.half() if self.half else tensor.float()).div_(255.0)
-            preds = self._model(tensor)
-            kept = nms.non_max_suppression(
-                preds,
-                self.confidence,
-                self.iou,
-                None,
-                False,
-                max_det=self.max_det,
-                nc=0,
-                end2end=self._end2end,
-            )
-            return [k.float().cpu().numpy() for k in kept]
+            outputs = self._model(tensor)
+            per_head = outputs if self._head_info is not None else (outputs,)
+            kept = [
+                nms.non_max_suppression(
+                    preds,
+                    self.confidence,
+                    self.iou,
+                    None,
+                    False,
+                    max_det=self.max_det,
+                    nc=0,
+                    end2end=self._end2end,
+                )
+                for preds in per_head
+            ]
+            first = [k.float().cpu().numpy() for k in kept[0]]
+            if len(kept) == 1:
+                return [(a, np.empty((0, 6), np.float32)) for a in first]
+            second = [k.float().cpu().numpy() for k in kept[1]]
+            for rows in second:
+                rows[:, 5] += self._head_offset
+            return list(zip(first, second, strict=True))
 
     def _to_detections(self, rows: np.ndarray, item: Letterboxed) -> list[dict[str, Any]]:
         """Rows of (x1, y1, x2, y2, score, class) in model pixels -> Avro ``Detection`` dicts."""

@@ -75,7 +75,7 @@ STYLES: Final[dict[str, Style]] = {
         code=1,
         hue_offset=0.0,
         table_kinds=("wood", "paint", "check", "stone"),
-        coaster_patterns=("solid", "rings", "cork", "checker", "stripes"),
+        coaster_patterns=("solid", "rings", "cork", "checker", "stripes", "slate", "fabric"),
     ),
     "holdout": Style(
         name="holdout",
@@ -453,7 +453,7 @@ def make_mug(
     light: Light,
     max_radius: float | None = None,
 ) -> Thing:
-    """A mug: straight, tapered or flared body, handle left/right/front/back, patterns, contents.
+    """A mug: straight, tapered or flared body, handle left/right/front/back or none, patterns, contents.
 
     ``max_radius`` shrinks a mug that stands on a coaster so that a rim of coaster stays visible
     around it: otherwise "on a coaster" would be invisible, to a person as to the model.
@@ -465,7 +465,8 @@ def make_mug(
         rb, rt = rb * shrink, rt * shrink
     height = rng.uniform(7.0, 11.5)
     g = _standing_geom(cam, x, y, rb, rt, height)
-    side = str(rng.choice(["right", "left", "right", "left", "front", "back"], p=[0.25, 0.25, 0.15, 0.15, 0.1, 0.1]))
+    sides = ["right", "left", "right", "left", "front", "back", "none"]
+    side = str(rng.choice(sides, p=[0.23, 0.23, 0.13, 0.13, 0.1, 0.08, 0.1]))  # none: a cup without a handle
     colour = _object_colour(rng, style)
     pat = _pattern(rng, style)
     prot = rng.uniform(0.55, 0.9) * rb * g["sx"]  # handle protrusion (px)
@@ -606,6 +607,7 @@ def _coaster_top(
     speck = rng.uniform(0.15, 0.35)
     k = rng.uniform(1.5, 3.0)
     seed = int(rng.integers(0, 2**31))
+    slate = _hsv(rng.uniform(0.55, 0.65), rng.uniform(0.05, 0.2), rng.uniform(0.12, 0.28))[None, None]
 
     def top(u: Array, v: Array) -> Array:
         r = np.sqrt(u * u + v * v) if shape == "round" else np.maximum(np.abs(u), np.abs(v))
@@ -621,6 +623,17 @@ def _coaster_top(
             t = ((np.sin(u * k * 2.5) * np.sin(v * k * 2.5)) > 0.5).astype(np.float32)
         elif pattern == "weave":
             t = (np.sin(u * 6) * np.sin(v * 6) + 0.4 * np.sin((u + v) * 3) > 0).astype(np.float32)
+        elif pattern == "slate":  # dark stone: near-black, faint cleavage lines, chipped lighter rim
+            g = np.random.default_rng(seed)
+            grain = np.sin(u * 3.1 + 0.7 * np.sin(v * 1.3)) * 0.04 + g.normal(0, 0.03, u.shape)
+            dark = slate * (1.0 + grain)[..., None]
+            edge = (r > size * 0.9).astype(np.float32)[..., None]
+            return np.clip(dark * (1 - edge) + slate * 1.6 * edge, 0, 255)
+        elif pattern == "fabric":  # woven cloth: a fine twill, soft stitched border
+            twill = np.sin((u + v) * 9.0) * np.sin((u - v) * 9.0)
+            border = (np.abs(r - size * 0.85) < 0.12).astype(np.float32)
+            layer = a[None, None] * (0.9 + 0.08 * twill[..., None]) * (1 - 0.25 * border[..., None])
+            return np.clip(layer, 0, 255)
         else:  # cork
             g = np.random.default_rng(seed)
             t = (g.random(u.shape) < speck).astype(np.float32)
@@ -1033,7 +1046,8 @@ def render_scene(
             if g.params["kind"] == "glass" and _clear_of_others(g, things, host):
                 g.host = host
                 things.append(g)
-    for _ in range(int(rng.choice([0, 1, 1, 2, 3]))):
+    cluttered = rng.random() < 0.2  # a busy table: plates, bowls, glasses, books all around the mugs
+    for _ in range(int(rng.integers(4, 8)) if cluttered else int(rng.choice([0, 1, 1, 2, 3]))):
         place(make_flat_distractor if rng.random() < 0.45 else make_standing_distractor)
 
     # --- clutter: irregular textured patches, clear of every mug and coaster

@@ -1,10 +1,13 @@
-"""Fine-tune the COCO YOLO26n detector on rendered scenes into a mug / coaster / surface detector.
+"""Train a mug / coaster / surface head on the frozen COCO YOLO26n trunk.
 
-Ultralytics does the training; this module pins what it must not do here (download fonts, AMP
-check models or data sets, write plots) and turns its run folder into one deployable artefact:
-the weights at a path of our choosing plus a model card beside them (data seed, epochs, metrics,
-sha256), so the detector and the positioning code can tell exactly which model produced a result.
+Ultralytics does the training, with every trunk layer frozen (weights and batch-norm statistics),
+so the stock COCO head keeps seeing exactly the features it was trained on and keeps finding real
+cups and tables; only the new ``Detect`` head learns. This module pins what Ultralytics must not do
+here (download fonts, AMP check models or data sets, write plots), mixes in a user's own labelled
+photos (YOLO format) when given, and turns the run folder into one deployable artefact: a head
+file (``models.heads``) with a model card beside it (data, epochs, metrics, sha256 of head and trunk).
 """
+
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,7 @@ from models.synth import CLASS_NAMES
 
 DEFAULT_BASE = Path(__file__).resolve().parent / "weights" / "yolo26n.pt"
 YOLO26N_SHA256 = "9b09cc8bf347f0fc8a5f7657480587f25db09b34bf33b0652110fb03a8ad4fef"
-DEFAULT_OUT = Path(__file__).resolve().parent / "weights" / "mugpos-yolo26n-coaster.pt"
+DEFAULT_OUT = Path(__file__).resolve().parent / "weights" / "mugpos-coaster-head.pt"
 
 
 def ensure_font() -> Path:
@@ -92,6 +95,63 @@ def read_data_yaml(data: str | Path) -> tuple[Path, dict[str, Any]]:
     return path, spec
 
 
+def mixed_data_yaml(scenes: Path, spec: Mapping[str, Any], photos: Sequence[str | Path], folder: Path) -> Path:
+    """A data.yaml training on the rendered scenes plus users' labelled photo sets (YOLO format).
+
+    Each photo set is a folder with ``images/`` and ``labels/`` (optionally split into ``train`` and
+    ``val`` inside), as Label Studio, CVAT and Roboflow export it; a ``data.yaml`` in it, when
+    present, must name our classes in our order. Photo val splits join the rendered val split.
+    """
+    root = Path(spec.get("path") or scenes.parent)
+    root = root if root.is_absolute() else (scenes.parent / root).resolve()
+
+    def listed(key: str) -> list[str]:
+        value = spec.get(key) or []
+        return [str(root / v) for v in ([value] if isinstance(value, str) else value)]
+
+    train, val = listed("train"), listed("val")
+    for raw in photos:
+        base = Path(raw)
+        if (base / "data.yaml").is_file():
+            read_data_yaml(base)
+        images = base / "images"
+        if not images.is_dir():
+            raise FileNotFoundError(f"{base}: no images/ folder (expected YOLO layout: images/ and labels/)")
+        splits = [images / s for s in ("train", "val") if (images / s).is_dir()]
+        if not splits:
+            train.append(str(images))
+            continue
+        train += [str(images / "train")] if (images / "train").is_dir() else []
+        val += [str(images / "val")] if (images / "val").is_dir() else []
+        _check_labels(base)
+    lines = ["train:", *[f"  - {t}" for t in train], "val:", *[f"  - {v}" for v in val], "names:"]
+    lines += [f"  {i}: {n}" for i, n in enumerate(CLASS_NAMES)]
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / "data.yaml"
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def _check_labels(base: Path) -> None:
+    """Every label line of a photo set must be ``class xc yc w h`` with a class of ours and a box inside."""
+    for label in (base / "labels").rglob("*.txt"):
+        for n, line in enumerate(label.read_text().splitlines(), 1):
+            parts = line.split()
+            if not parts:
+                continue
+            try:
+                cls, *box = int(parts[0]), *map(float, parts[1:])
+            except ValueError:
+                raise ValueError(f"{label}:{n}: not a YOLO label line: {line!r}") from None
+            if not 0 <= cls < len(CLASS_NAMES) or len(box) != 4 or not all(0.0 <= v <= 1.0 for v in box):
+                raise ValueError(f"{label}:{n}: expected 'class xc yc w h' with class 0..{len(CLASS_NAMES) - 1}")
+
+
+def trunk_layers(model: Any) -> int:
+    """How many layers to freeze: all but the last (the ``Detect`` head)."""
+    return len(model.model) - 1
+
+
 def _manifest(data_yaml: Path) -> dict[str, Any]:
     path = data_yaml.parent / "manifest.json"
     return json.loads(path.read_text()) if path.is_file() else {}
@@ -114,25 +174,30 @@ def train(
     cache: bool = True,
     extra: Mapping[str, Any] | None = None,
     evaluate_after: bool = True,
+    photos: Sequence[str | Path] = (),
 ) -> dict[str, Any]:
-    """Fine-tune ``base`` on the data set, copy the best weights to ``out`` and write its model card.
+    """Train a new head on ``base``'s frozen trunk; write the head file to ``out`` and its model card.
 
+    ``photos``: users' labelled photo sets (YOLO layout) to train on beside the rendered scenes.
     Returns the card (also written as ``out`` with a ``.md`` suffix).
     """
     from ultralytics import YOLO
+
+    from models.heads import save_head
 
     base_path, out_path = Path(base), Path(out)
     if not base_path.is_file():
         raise FileNotFoundError(f"base weights not found: {base_path} (run `make weights`)")
     if out_path.suffix != ".pt":
         raise ValueError(f"output weights must end in .pt, got {out_path}")
-    data_yaml, _ = read_data_yaml(data)
+    data_yaml, spec = read_data_yaml(data)
+    train_yaml = mixed_data_yaml(data_yaml, spec, photos, Path(run_dir) / name / "data") if photos else data_yaml
     ensure_font()
     dev = ultralytics_device(device)
     if dev != "cpu":
         ensure_amp_check_weights(base_path)
     args: dict[str, Any] = {
-        "data": str(data_yaml),
+        "data": str(train_yaml),
         "epochs": epochs,
         "imgsz": imgsz,
         "batch": batch,
@@ -153,27 +218,38 @@ def train(
     args.update(extra or {})
     started = time.perf_counter()
     model = YOLO(str(base_path))
+    args["freeze"] = trunk_layers(model.model)  # backbone and neck, batch-norm statistics included
     model.train(**args)
     seconds = time.perf_counter() - started
     trainer = model.trainer
     if trainer is None:
         raise RuntimeError("Ultralytics returned no trainer")
     best = Path(trainer.best) if Path(trainer.best).is_file() else Path(trainer.last)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(best, out_path)
+    trained = YOLO(str(best)).model
+    base_sha = file_sha256(base_path)
+    unchanged = trunk_unchanged(YOLO(str(base_path)).model, trained)
+    if not unchanged:
+        raise RuntimeError(f"the trunk of {best} differs from {base_path}: it was not frozen")
+    save_head(out_path, trained, base_sha256=base_sha, meta={"trained_from": best.name})
     epochs_run = int(getattr(trainer, "epoch", epochs - 1)) + 1
     card: dict[str, Any] = {
         "model": out_path.stem,
         "weights": out_path.name,
+        "kind": "head",
         "sha256": file_sha256(out_path),
         "size_bytes": out_path.stat().st_size,
         "classes": list(CLASS_NAMES),
+        "trunk_unchanged": unchanged,
         "base": {
             "weights": base_path.name,
-            "sha256": file_sha256(base_path),
+            "sha256": base_sha,
             "trained_on": "COCO (Ultralytics YOLO26n)",
         },
-        "data": {"yaml": str(data_yaml), **_data_summary(_manifest(data_yaml))},
+        "data": {
+            "yaml": str(data_yaml),
+            **_data_summary(_manifest(data_yaml)),
+            "photo_sets": [str(p) for p in photos],
+        },
         "training": {
             "epochs": epochs,
             "epochs_run": epochs_run,
@@ -197,9 +273,31 @@ def train(
     if evaluate_after:
         from models.evaluation import map_per_class
 
-        card["metrics"]["synthetic_val"] = map_per_class(out_path, data_yaml, "val", imgsz=imgsz, device=device)
+        # The head alone (Ultralytics' validator on the trained checkpoint, trunk identical to the base).
+        card["metrics"]["synthetic_val"] = map_per_class(best, data_yaml, "val", imgsz=imgsz, device=device)
     write_card(out_path, card)
     return card
+
+
+def trunk_unchanged(base: Any, trained: Any) -> bool:
+    """Whether every trunk tensor (weights and batch-norm statistics) of ``trained`` equals ``base``'s.
+
+    Compared at fp16, the precision Ultralytics saves checkpoints in.
+    """
+    import torch
+
+    count = trunk_layers(base)
+    ref, new = base.state_dict(), trained.state_dict()
+    for key, value in ref.items():
+        layer = key.split(".")[1] if key.startswith("model.") else None
+        if layer is None or not layer.isdigit() or int(layer) >= count:
+            continue
+        other = new.get(key)
+        if other is None or other.shape != value.shape:
+            return False
+        if value.is_floating_point() and not torch.equal(value.half(), other.half()):
+            return False
+    return True
 
 
 def _data_summary(manifest: Mapping[str, Any]) -> dict[str, Any]:
