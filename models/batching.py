@@ -9,7 +9,7 @@ dropped, and one bad image never fails its batch-mates. Stages:
 3. a second cache look-up by the content's own sha256 and de-duplication inside the batch;
 4. decode + letterbox in a thread pool (each image decoded once);
 5. one batched forward pass on a dedicated inference thread, then batched attribute tagging;
-6. results written back to the cache.
+6. results written back to the cache, and some frames written for labelling (``models.review``).
 
 This module knows nothing of Kafka or Faust: the fetcher and the cache are small protocols.
 """
@@ -33,6 +33,7 @@ from models.attributes import AttributeTagger
 from models.detector import Detector
 from models.imaging import ImageError, decode_image
 from models.letterbox import Letterboxed
+from models.review import ReviewSampler
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class _Work:
     event: Record
     key: str | None = None
     data: bytes | None = None
+    original: bytes | None = None  # kept only while a review sampler may want the frame
     sha256: str | None = None
     image: np.ndarray | None = None
     prepared: Letterboxed | None = None
@@ -101,6 +103,7 @@ class BatchProcessor:
         decode_workers: int = 4,
         cache_key: Callable[[str, str], str] = default_cache_key,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        review: ReviewSampler | None = None,
     ) -> None:
         self.detector = detector
         self.tagger = tagger
@@ -111,6 +114,7 @@ class BatchProcessor:
         self.batch_max = batch_max
         self._cache_key = cache_key
         self._clock = clock
+        self.review = review if review is not None and review.enabled else None
         self._decode_pool = ThreadPoolExecutor(decode_workers, thread_name_prefix="mugpos-decode")
         # One inference thread: torch parallelises inside an op; two concurrent batches only contend.
         self._infer_pool = ThreadPoolExecutor(1, thread_name_prefix="mugpos-infer")
@@ -141,6 +145,7 @@ class BatchProcessor:
         for start in range(0, len(ready), self.batch_max):
             await self._infer(ready[start : start + self.batch_max])
         await self._store([w for w in todo if w.detections is not None])
+        await self._offer_for_review(todo)
         self._share_duplicates(work)
         batch_size = len(ready)
         return [self._finish(w, started, batch_size) for w in work]
@@ -214,6 +219,8 @@ class BatchProcessor:
             *(loop.run_in_executor(self._decode_pool, decode, w) for w in items), return_exceptions=True
         )
         for w, result in zip(items, results, strict=True):
+            if self.review is not None:
+                w.original = w.data
             w.data = None  # decoded once; free the bytes early
             if isinstance(result, ImageError):
                 w.outcome = Failure("image", result.reason, str(result))
@@ -273,6 +280,19 @@ class BatchProcessor:
                 key = self._cache_key(w.sha256, self.cache_scope)
                 entries[key] = json.dumps({"w": w.size[0], "h": w.size[1], "detections": w.detections}).encode()
         await self.cache.put_many(entries)
+
+    async def _offer_for_review(self, items: list[_Work]) -> None:
+        if self.review is None:
+            return
+        offered = [
+            (w.event, w.original, w.detections, w.size)
+            for w in items
+            if w.detections is not None and w.original is not None
+        ]
+        for w in items:
+            w.original = None
+        if offered:
+            await self.review.offer(offered)  # type: ignore[arg-type]
 
     def _share_duplicates(self, work: list[_Work]) -> None:
         done = {w.sha256: w for w in work if w.detections is not None and w.sha256 and not w.cached}

@@ -67,6 +67,15 @@ def read_head(path: str | Path) -> dict[str, Any]:
     return blob
 
 
+def is_head_file(path: str | Path) -> bool:
+    """Whether ``path`` is a head file (rather than a whole Ultralytics checkpoint)."""
+    try:
+        read_head(path)
+    except (HeadError, FileNotFoundError):
+        return False
+    return True
+
+
 def load_head(
     path: str | Path, base: nn.Module, base_sha256: str, *, end2end: bool | None = None
 ) -> tuple[nn.Module, list[str], dict[str, Any]]:

@@ -117,13 +117,12 @@ def mixed_data_yaml(scenes: Path, spec: Mapping[str, Any], photos: Sequence[str 
         images = base / "images"
         if not images.is_dir():
             raise FileNotFoundError(f"{base}: no images/ folder (expected YOLO layout: images/ and labels/)")
-        splits = [images / s for s in ("train", "val") if (images / s).is_dir()]
-        if not splits:
+        _check_labels(base)
+        if not any((images / s).is_dir() for s in ("train", "val")):
             train.append(str(images))
             continue
         train += [str(images / "train")] if (images / "train").is_dir() else []
         val += [str(images / "val")] if (images / "val").is_dir() else []
-        _check_labels(base)
     lines = ["train:", *[f"  - {t}" for t in train], "val:", *[f"  - {v}" for v in val], "names:"]
     lines += [f"  {i}: {n}" for i, n in enumerate(CLASS_NAMES)]
     folder.mkdir(parents=True, exist_ok=True)
@@ -364,12 +363,24 @@ def _map_table(metrics: Mapping[str, Any]) -> list[str]:
 def render_card(card: Mapping[str, Any]) -> str:
     """Markdown for a person; the JSON block at the end carries everything."""
     tr, data = card.get("training", {}), card.get("data", {})
+    if card.get("kind") == "head":
+        intro = (
+            "A second detection head (`mug`, `coaster`, `surface`) trained on the frozen trunk of the stock COCO "
+            "YOLO26n, on scenes rendered by `models/synth.py` (`mugpos synth`). `models.detector.Detector(base, "
+            "head=...)` runs one trunk pass and both heads: the COCO head's detections stay exactly the stock "
+            "model's, and `mug` (COCO `cup` and this head's `mug`) and `surface` (COCO `dining table` and this "
+            "head's `surface`) are merged by NMS; `coaster` comes from this head alone."
+        )
+    else:
+        intro = (
+            "YOLO26n fine-tuned from the COCO checkpoint on scenes rendered by `models/synth.py` "
+            "(`mugpos synth`), to detect `mug`, `coaster` and `surface` (table top). The class names are "
+            "the domain labels of `models/classmap.py`, so `models.detector.Detector` uses it as is."
+        )
     lines = [
         f"# Model card: {card.get('model')}",
         "",
-        "YOLO26n fine-tuned from the COCO checkpoint on scenes rendered by `models/synth.py` "
-        "(`mugpos synth`), to detect `mug`, `coaster` and `surface` (table top). The class names are "
-        "the domain labels of `models/classmap.py`, so `models.detector.Detector` uses it as is.",
+        intro,
         "",
         f"- weights: `{card.get('weights')}` ({card.get('size_bytes')} bytes), sha256 `{card.get('sha256')}`",
         f"- base: `{card.get('base', {}).get('weights')}` sha256 `{card.get('base', {}).get('sha256')}`",
@@ -386,7 +397,8 @@ def render_card(card: Mapping[str, Any]) -> str:
     if "synthetic_val" in metrics:
         lines += [
             "",
-            "## Validation split of the training data (same style and seed)",
+            "## Validation split of the training data (same style and seed; "
+            + ("this head alone, Ultralytics' validator)" if card.get("kind") == "head" else "Ultralytics' validator)"),
             "",
             *_map_table(metrics["synthetic_val"]),
         ]
@@ -396,6 +408,10 @@ def render_card(card: Mapping[str, Any]) -> str:
         lines += [
             "",
             f"## Held-out evaluation (`mugpos eval`, {ev_data.get('style')} style, seed {ev_data.get('seed')})",
+            "",
+            "Boxes as the service emits them (both heads merged, confidence "
+            f"{ev.get('confidence')}, {ev.get('letterbox', 'square')} letterbox, {ev.get('imgsz')} px); "
+            "AP over the detections above that threshold.",
             "",
         ]
         lines += _map_table(ev.get("detection", {}))

@@ -109,13 +109,22 @@ def synth(
 
 
 def train(
-    data: Annotated[Path, typer.Argument(help="Data set folder (from `mugpos synth`) or its data.yaml.")],
+    scenes: Annotated[Path, typer.Argument(help="Rendered data set folder (from `mugpos synth`) or its data.yaml.")],
     out: Annotated[
-        Path, typer.Option(help="Where the weights go; the model card is written beside them (.md).")
-    ] = Path("models/weights/mugpos-yolo26n-coaster.pt"),
-    base: Annotated[Path, typer.Option(help="Starting weights (the COCO YOLO26n).")] = Path(
+        Path, typer.Option(help="Where the head file goes; the model card is written beside it (.md).")
+    ] = Path("models/weights/mugpos-coaster-head.pt"),
+    base: Annotated[Path, typer.Option(help="The trunk, frozen (the COCO YOLO26n); the head runs on it.")] = Path(
         "models/weights/yolo26n.pt"
     ),
+    data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--data",
+            help="Your own labelled photos, mixed with the scenes: a folder in YOLO format (images/ and labels/, "
+            "optionally train/ and val/ inside, classes 0 mug, 1 coaster, 2 surface), as Label Studio, CVAT or "
+            "Roboflow export it, or the review/ folder of the store. Repeatable.",
+        ),
+    ] = None,
     epochs: Annotated[int, typer.Option(min=1)] = 20,
     imgsz: Annotated[int, typer.Option(min=32, help="Training image size (multiple of 32).")] = 320,
     batch: Annotated[int, typer.Option(min=1)] = 16,
@@ -128,7 +137,7 @@ def train(
     evaluate: Annotated[bool, typer.Option(help="Score the val split into the card afterwards.")] = True,
     cache: Annotated[bool, typer.Option(help="Keep decoded training images in RAM.")] = True,
 ) -> None:
-    """Fine-tune YOLO26n (COCO) on a rendered data set; write the weights and their model card."""
+    """Train the mug / coaster / surface head on the frozen COCO trunk; write the head file and its card."""
     if imgsz % 32:
         _fail(f"--imgsz must be a multiple of 32, got {imgsz}")
     from models.training import train as run_training
@@ -136,7 +145,7 @@ def train(
     started = time.perf_counter()
     try:
         card = run_training(
-            data, out, base=base, epochs=epochs, imgsz=imgsz, batch=batch, device=device, workers=workers,
+            scenes, out, base=base, photos=list(data or []), epochs=epochs, imgsz=imgsz, batch=batch, device=device, workers=workers,
             run_dir=run_dir, name=name, seed=seed, patience=patience, cache=cache, evaluate_after=evaluate,
         )  # fmt: skip
     except (FileNotFoundError, ValueError) as exc:
@@ -146,7 +155,7 @@ def train(
     per = ", ".join(f"{k} {v['map50']:.3f}" for k, v in val.get("per_class", {}).items())
     err.print(
         f"trained {card['training']['epochs_run']} epoch(s) in {elapsed:.0f} s on {card['training']['device']}; "
-        f"val mAP50 {per or 'not evaluated'}; weights {out} sha256 {card['sha256'][:12]}",
+        f"val mAP50 (head alone) {per or 'not evaluated'}; head {out} sha256 {card['sha256'][:12]}",
         highlight=False,
         soft_wrap=True,
     )
@@ -154,8 +163,11 @@ def train(
 
 
 def evaluate(
-    weights: Annotated[Path, typer.Argument(help="Detector weights (.pt).")],
+    weights: Annotated[Path, typer.Argument(help="Detector weights (.pt), or a head file (run on --base).")],
     data: Annotated[Path, typer.Argument(help="Held-out data set from `mugpos synth` (other seed and style).")],
+    base: Annotated[
+        Path, typer.Option(help="The trunk a head file runs on (ignored for a plain checkpoint).")
+    ] = Path("models/weights/yolo26n.pt"),
     split: Annotated[str, typer.Option(help="Split to score.")] = "val",
     imgsz: Annotated[int, typer.Option(min=32, help="Inference size (multiple of 32).")] = 320,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
@@ -183,13 +195,19 @@ def evaluate(
     if imgsz % 32:
         _fail(f"--imgsz must be a multiple of 32, got {imgsz}")
     from models.evaluation import evaluate as run_eval
+    from models.heads import HeadError, is_head_file
 
+    head: Path | None = None
+    if is_head_file(weights):
+        head, weights = weights, base
+        if not weights.is_file():
+            _fail(f"base weights not found: {weights} (run `make weights`)")
     try:
         result = run_eval(
-            weights, data, split=split, imgsz=imgsz, device=device, conf=conf, edge_cm=edge_cm or [2.0, 5.0],
+            weights, data, head=head, split=split, imgsz=imgsz, device=device, conf=conf, edge_cm=edge_cm or [2.0, 5.0],
             baseline=baseline, letterbox=letterbox,
         )  # fmt: skip
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, HeadError) as exc:
         _fail(str(exc))
     if report is not None:
         report.parent.mkdir(parents=True, exist_ok=True)
@@ -198,8 +216,9 @@ def evaluate(
         from models.evaluation import card_section
         from models.training import card_path, update_card
 
-        if card_path(weights).is_file():
-            update_card(weights, evaluation=card_section(result))
+        described = head or weights
+        if card_path(described).is_file():
+            update_card(described, evaluation=card_section(result))
     _print_summary(result)
     if strict and not result["targets"]["all_met"]:
         raise typer.Exit(EXIT_PARTIAL)
@@ -211,7 +230,7 @@ def _print_summary(result: dict[str, Any]) -> None:
     print(f"(positioning and photos letterboxed {result['letterbox']})")
     for name, m in det["per_class"].items():
         scores = f"mAP50 {m['map50']:.3f}  mAP50-95 {m['map50_95']:.3f}"
-        print(f"  {name:8s} {scores}  P {m['precision']:.3f}  R {m['recall']:.3f}")
+        print(f"  {name:8s} {scores}  P {_num(m['precision'])}  R {_num(m['recall'])}")
     print(f"positioning over {pos['mugs']} mug(s) (mug recall {pos['mug_recall_iou50']}):")
     for key, value in pos["accuracy"].items():
         ceiling = pos["ceiling_with_true_boxes"].get(key)
@@ -230,6 +249,10 @@ def _print_summary(result: dict[str, Any]) -> None:
         "targets: "
         + ", ".join(f"{k} {v['value']} {'met' if v['met'] else 'MISSED'}" for k, v in t.items() if isinstance(v, dict))
     )
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def register(cli: typer.Typer) -> None:

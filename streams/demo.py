@@ -41,7 +41,7 @@ DEMO_RULES = {
     "mugs too close": "critical if a mug is closer than 2 cm to another mug",
 }
 SOURCES = ("kitchen-1", "office-2", "desk-3")
-COASTER_WEIGHTS = Path("models/weights/mugpos-yolo26n-coaster.pt")
+COASTER_HEAD = Path("models/weights/mugpos-coaster-head.pt")
 COCO_WEIGHTS = Path("models/weights/yolo26n.pt")
 VERDICT_STYLE = {"ok": "green", "warning": "yellow", "violation": "bold red"}
 
@@ -85,9 +85,10 @@ def tansu_binary() -> Path:
 def demo_settings(data_dir: Path, broker: str | None, web_port: int) -> Settings:
     """Embedded defaults; an explicit MUGPOS_BROKER / MUGPOS_MONGODB_URI / MUGPOS_REDIS_URL in the
     environment is honoured, a .env file is not (it describes the dev services, which may be down)."""
-    model = COASTER_WEIGHTS if COASTER_WEIGHTS.is_file() else COCO_WEIGHTS
+    model = COCO_WEIGHTS
     if not model.is_file():
         raise DemoError(f"no detector weights at {model}: run `make setup`")
+    head = str(COASTER_HEAD) if COASTER_HEAD.is_file() else ""
     return load_settings(
         env_file=None,
         broker=broker or os.environ["MUGPOS_BROKER"],
@@ -95,6 +96,7 @@ def demo_settings(data_dir: Path, broker: str | None, web_port: int) -> Settings
         redis_url=os.environ.get("MUGPOS_REDIS_URL", ""),
         mongodb_uri=os.environ.get("MUGPOS_MONGODB_URI", ""),
         model=str(model),
+        head=head,
         app_id="mugpos-demo",
         topic_prefix=os.environ.get("MUGPOS_TOPIC_PREFIX", "mugpos."),
         images_partitions=4,
@@ -241,7 +243,7 @@ def run_demo(
             console.print(f"broker: tansu on 127.0.0.1:{port} (in memory, stopped at exit)")
         settings = demo_settings(data_dir, broker, web_port)
         console.print(
-            f"store: {settings.store}   model: {settings.model}   "
+            f"store: {settings.store}   model: {settings.model}{' + ' + settings.head if settings.head else ''}   "
             f"mongodb: {settings.mongodb_uri or 'off'}   cache: {'redis' if settings.redis_url else 'in-process'}"
         )
         asyncio.run(ensure_topics(settings))

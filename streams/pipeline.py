@@ -7,6 +7,7 @@ import logging
 from models.attributes import load_attribute_tagger
 from models.batching import BatchProcessor
 from models.detector import Detector
+from models.review import ReviewSampler
 from streams.cache import ResultCache
 from streams.metrics import MODEL_INFO
 from streams.settings import Settings
@@ -23,18 +24,22 @@ def build_processor(settings: Settings, warmup: bool = True) -> BatchProcessor:
         image_size=settings.image_size,
         confidence=settings.confidence,
         rect=settings.letterbox == "rect",
+        head=settings.head or None,
     )
     if warmup:
         detector.warmup(min(settings.batch_max, 8))
     info = detector.info
     MODEL_INFO.labels(info["model_id"], info["device"]).set(1)
     log.info("detector %s on %s ready", info["model_id"], info["device"])
+    store = open_store(settings)
+    review = ReviewSampler(store, settings.sample_rate, settings.review_below, settings.review_prefix)
     return BatchProcessor(
         detector,
         load_attribute_tagger(settings.clip_weights, settings.clip_model),
-        open_store(settings),
+        store,
         ResultCache(settings.redis_url, settings.cache_ttl_s),
         max_pixels=settings.max_image_pixels,
         max_bytes=settings.max_object_bytes,
         batch_max=settings.batch_max,
+        review=review,
     )

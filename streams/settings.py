@@ -98,9 +98,14 @@ class Settings(BaseSettings):
     batch_max: int = Field(32, ge=1, le=1024, description="Most images per inference batch.")
     batch_wait_ms: int = Field(20, ge=0, le=60_000, description="Longest wait to fill a batch, in milliseconds.")
     model: str = Field(
-        "models/weights/mugpos-yolo26n-coaster.pt",
-        description="Path of the Ultralytics detector weights (`.pt`): the project's mug/coaster/surface model; "
-        "`models/weights/yolo26n.pt` is the stock COCO model (finds cups and tables, never coasters).",
+        "models/weights/yolo26n.pt",
+        description="Path of the Ultralytics detector weights (`.pt`): by default the stock COCO YOLO26n, whose "
+        "`cup` and `dining table` become `mug` and `surface`; `MUGPOS_HEAD` adds coasters on the same trunk.",
+    )
+    head: str = Field(
+        "models/weights/mugpos-coaster-head.pt",
+        description="Second detection head (mug, coaster, surface) trained on the frozen trunk of `MUGPOS_MODEL`; "
+        "both heads share one forward pass and their outputs are merged. Empty: the model's own head only.",
     )
     device: str = Field("auto", description="Torch device: `auto` (CUDA when present), `cpu`, `cuda`, `cuda:N`.")
     image_size: int = Field(640, ge=32, le=4096, description="Model input size in pixels (the letterbox's long side).")
@@ -111,6 +116,21 @@ class Settings(BaseSettings):
         "image_size (one pass per batch, whatever the mix of cameras).",
     )
     confidence: float = Field(0.25, ge=0.0, le=1.0, description="Lowest detection confidence reported.")
+    sample_rate: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of frames written for labelling under `MUGPOS_REVIEW_PREFIX` of the store (image plus "
+        "YOLO label file of its detections; chosen by image id, so a replayed frame is chosen again). 0: none.",
+    )
+    review_below: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Also write for labelling every frame with a mug, coaster or surface scored below this "
+        "(the low-confidence band above `MUGPOS_CONFIDENCE`). 0: none.",
+    )
+    review_prefix: str = Field("review/", min_length=1, description="Store prefix of the frames for labelling.")
     clip_weights: str = Field("", description="Local open_clip weights file; empty uses the dominant-colour attribute.")
     clip_model: str = Field("ViT-B-32", description="open_clip architecture of `MUGPOS_CLIP_WEIGHTS`.")
 

@@ -324,7 +324,8 @@ def test_worker_environment_is_valid_settings(gpu: dict[str, Any], cpu: dict[str
     assert settings.redis_url == "redis://redis:6379/0"
     assert settings.mongodb_uri == "mongodb://mongo:27017"
     assert settings.web_host == "0.0.0.0" and settings.web_port == 6066
-    assert settings.model == "/app/models/weights/mugpos-yolo26n-coaster.pt"
+    assert settings.model == "/app/models/weights/yolo26n.pt"
+    assert settings.head == "/app/models/weights/mugpos-coaster-head.pt"
     assert settings.aws_access_key_id is not None and settings.aws_secret_access_key is not None
 
 

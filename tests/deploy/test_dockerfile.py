@@ -135,10 +135,12 @@ def test_runtime_images_carry_the_weights(dockerfile: tuple[dict[str, str], dict
     copies = stages[target].all("COPY")
     assert any(c.startswith("--from=weights ") and c.endswith(" /app/models/weights/yolo26n.pt") for c in copies)
     assert (
-        "models/weights/mugpos-yolo26n-coaster.pt models/weights/mugpos-yolo26n-coaster.md /app/models/weights/"
+        "models/weights/mugpos-coaster-head.pt models/weights/mugpos-coaster-head.md /app/models/weights/"
         in copies
     )
-    assert "MUGPOS_MODEL=/app/models/weights/mugpos-yolo26n-coaster.pt" in " ".join(stages[target].all("ENV"))
+    env = " ".join(stages[target].all("ENV"))
+    assert "MUGPOS_MODEL=/app/models/weights/yolo26n.pt" in env
+    assert "MUGPOS_HEAD=/app/models/weights/mugpos-coaster-head.pt" in env
     assert any("fetch_weights.py" in run for run in stages["weights"].all("RUN"))
 
 
