@@ -48,17 +48,23 @@ ENV PATH=/opt/venv/bin:$PATH
 RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}"
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./
-COPY streams ./streams
-COPY agents ./agents
+COPY mugpos/__init__.py ./mugpos/__init__.py
+COPY core ./core
+COPY schemas ./schemas
 COPY models ./models
 COPY rules ./rules
 COPY control ./control
-COPY schemas ./schemas
+COPY training ./training
+COPY storage ./storage
+COPY streams ./streams
+COPY web ./web
+COPY agents ./agents
+COPY cli ./cli
 # The control role's Kubernetes scaler (control/scalers.py) imports the official client lazily;
 # 36.x is the newest that keeps python-dateutil<3, which botocore requires.
 ARG KUBERNETES_CLIENT_VERSION=36.0.0
 RUN pip install . "kubernetes==${KUBERNETES_CLIENT_VERSION}" \
-    && python -c "import streams.cli, kubernetes, torch; assert not torch.version.cuda"
+    && python -c "import mugpos.cli.main, kubernetes, torch; assert not torch.version.cuda"
 
 # ---------------------------------------------------------------------------------------------
 # cuda-build: the same environment on the CUDA base, with PyPI's CUDA 13 build of torch.
@@ -75,13 +81,19 @@ ENV PATH=/opt/venv/bin:$PATH
 RUN pip install "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}"
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./
-COPY streams ./streams
-COPY agents ./agents
+COPY mugpos/__init__.py ./mugpos/__init__.py
+COPY core ./core
+COPY schemas ./schemas
 COPY models ./models
 COPY rules ./rules
 COPY control ./control
-COPY schemas ./schemas
-RUN pip install . && python -c "import streams.cli, torch; assert torch.version.cuda"
+COPY training ./training
+COPY storage ./storage
+COPY streams ./streams
+COPY web ./web
+COPY agents ./agents
+COPY cli ./cli
+RUN pip install . && python -c "import mugpos.cli.main, torch; assert torch.version.cuda"
 
 # ---------------------------------------------------------------------------------------------
 # cpu: the slim runtime image.

@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 PYTHON ?= python3.11
-PACKAGES := streams agents models rules control schemas
+# The folders of the `mugpos` package (linked under mugpos/, where mypy and import-linter see them).
+PACKAGES := mugpos streams agents models rules control schemas core web cli storage training
 STAMP := .venv/.installed
 
 WEIGHTS := models/weights/yolo26n.pt
@@ -44,9 +45,12 @@ demo: setup
 test: setup system-deps services
 	$(PY) -m pytest
 
+# ruff on the code and its tests, mypy on the package, import-linter on the architecture contracts
+# of pyproject.toml (layers, a domain without Faust or the CLI, serving without training).
 lint: setup
-	.venv/bin/ruff check $(PACKAGES)
-	.venv/bin/mypy $(PACKAGES)
+	.venv/bin/ruff check $(PACKAGES) tests bench scripts
+	.venv/bin/mypy mugpos
+	.venv/bin/lint-imports
 
 # docker-compose.yml, the Dockerfile and deploy/ checked without a Docker engine or a cluster:
 # Compose spec + `docker compose config`, Kubernetes schemas, hadolint, settings names.

@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from control.loop import Controller, Step
-from control.policy import PolicyConfig, ScalingPolicy
-from control.scalers import LocalScaler, make_scaler
-from control.signals import LagReader
-from streams.app import MugposApp, app_id
-from streams.codec import codec
-from streams.metrics import CONSUMER_LAG, DESIRED_WORKERS, RUNNING_WORKERS
-from streams.settings import settings_env
+from mugpos.control.loop import Controller, Step
+from mugpos.control.policy import PolicyConfig, ScalingPolicy
+from mugpos.control.scalers import LocalScaler, make_scaler
+from mugpos.control.signals import LagReader
+from mugpos.core.codec import codec
+from mugpos.core.settings import settings_env
+from mugpos.streams.app import MugposApp, app_id
+from mugpos.streams.metrics import CONSUMER_LAG, DESIRED_WORKERS, RUNNING_WORKERS
 
 log = logging.getLogger(__name__)
 

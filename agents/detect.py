@@ -16,12 +16,12 @@ from typing import Any
 
 from faust.types import EventT, StreamT
 
-from models.batching import BatchProcessor, Failure
-from streams.app import MugposApp
-from streams.codec import CodecError, Record, codec
-from streams.deadletter import send_dead_letter
-from streams.metrics import BATCH_SIZE, END_TO_END_SECONDS, IMAGES_PROCESSED, STAGE_SECONDS
-from streams.pipeline import build_processor
+from mugpos.core.codec import CodecError, Record, codec
+from mugpos.models.batching import BatchProcessor, Failure
+from mugpos.streams.app import MugposApp
+from mugpos.streams.deadletter import send_dead_letter
+from mugpos.streams.metrics import BATCH_SIZE, END_TO_END_SECONDS, IMAGES_PROCESSED, STAGE_SECONDS
+from mugpos.streams.pipeline import build_processor
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ from typing import Any
 
 from faust.types import EventT, StreamT
 
-from models.positioning import DEFAULT_CONFIG, PositioningConfig, PositioningError, position_event
-from streams.app import MugposApp
-from streams.codec import CodecError, codec
-from streams.deadletter import send_dead_letter
-from streams.metrics import STAGE_SECONDS
+from mugpos.core.codec import CodecError, codec
+from mugpos.models.positioning import DEFAULT_CONFIG, PositioningConfig, PositioningError, position_event
+from mugpos.streams.app import MugposApp
+from mugpos.streams.deadletter import send_dead_letter
+from mugpos.streams.metrics import STAGE_SECONDS
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Thin like the detection agent: values arrive as raw bytes and are decoded here, failures become
 dead letters, and a batch is acknowledged only after everything it produced was delivered. A
 background task keeps the rule registry in step with the compacted rules topic (see
-``rules.store``), so rule changes apply to the running worker without a restart.
+``mugpos.storage.rules``), so rule changes apply to the running worker without a restart.
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ from typing import Any
 from faust import web
 from faust.types import EventT, StreamT
 
-from rules.config import load_config
-from rules.model import rule_to_json
-from rules.processor import RuleProcessor, make_cooldown
-from rules.senders import Dispatcher, LogSender, WebhookSender
-from rules.store import RuleFeed, RuleRegistry
-from streams.app import MugposApp
-from streams.codec import CodecError, codec
-from streams.deadletter import send_dead_letter
-from streams.metrics import STAGE_SECONDS
-from streams.topics import TOPIC_RECORDS
+from mugpos.core.codec import CodecError, codec
+from mugpos.core.topics import TOPIC_RECORDS
+from mugpos.rules.config import load_config
+from mugpos.rules.model import rule_to_json
+from mugpos.rules.processor import RuleProcessor, make_cooldown
+from mugpos.rules.senders import Dispatcher, LogSender, WebhookSender
+from mugpos.storage.rules import RuleFeed, RuleRegistry
+from mugpos.streams.app import MugposApp
+from mugpos.streams.deadletter import send_dead_letter
+from mugpos.streams.metrics import STAGE_SECONDS
 
 log = logging.getLogger(__name__)
 

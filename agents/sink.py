@@ -12,10 +12,10 @@ from typing import Any
 
 from faust.types import EventT, StreamT
 
-from streams.app import MugposApp
-from streams.codec import CodecError, codec
-from streams.deadletter import send_dead_letter
-from streams.metrics import ANNOTATED_WRITES, SINK_WRITES
+from mugpos.core.codec import CodecError, codec
+from mugpos.streams.app import MugposApp
+from mugpos.streams.deadletter import send_dead_letter
+from mugpos.streams.metrics import ANNOTATED_WRITES, SINK_WRITES
 
 log = logging.getLogger(__name__)
 

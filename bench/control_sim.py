@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console
 from rich.table import Table
 
-from control.baseline import KedaConfig
-from control.simulator import Comparison, SimConfig, compare, standard_traces
+from mugpos.control.baseline import KedaConfig
+from mugpos.control.simulator import Comparison, SimConfig, compare, standard_traces
 
 
 def _main_table(results: list[Comparison], cfg: SimConfig) -> Table:

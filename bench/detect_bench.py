@@ -35,13 +35,13 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models.detector import Detector  # noqa: E402
-from models.imaging import decode_image  # noqa: E402
-from streams.consumer import consume_events  # noqa: E402
-from streams.processes import stop_process  # noqa: E402
-from streams.producer import ImageProducer  # noqa: E402
-from streams.settings import Settings, load_settings, settings_env  # noqa: E402
-from streams.topics import ensure_topics  # noqa: E402
+from mugpos.core.settings import Settings, load_settings, settings_env  # noqa: E402
+from mugpos.core.topics import ensure_topics  # noqa: E402
+from mugpos.models.detector import Detector  # noqa: E402
+from mugpos.models.imaging import decode_image  # noqa: E402
+from mugpos.streams.consumer import consume_events  # noqa: E402
+from mugpos.streams.processes import stop_process  # noqa: E402
+from mugpos.streams.producer import ImageProducer  # noqa: E402
 
 console = Console(stderr=True)
 
@@ -135,7 +135,7 @@ async def bench_pipeline(settings: Settings, images: list[bytes], low_rate: floa
     port = 16000 + int(uuid.uuid4().int % 2000)
     log = open(ROOT / ".run" / "bench-worker.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "worker", "--role", "detect"],
+        [sys.executable, "-m", "mugpos.cli", "worker", "--role", "detect"],
         env=worker_env(settings, port),
         stdout=log,
         stderr=subprocess.STDOUT,

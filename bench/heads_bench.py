@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.detect_bench import make_images  # noqa: E402
-from models.detector import Detector  # noqa: E402
-from models.imaging import decode_image  # noqa: E402
+from mugpos.models.detector import Detector  # noqa: E402
+from mugpos.models.imaging import decode_image  # noqa: E402
 
 BOUND = 1.35
 

@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console
 from rich.table import Table
 
-from rules.engine import RuleSet
-from rules.language import compile_sentence
-from rules.model import Rule
-from streams.codec import codec
+from mugpos.core.codec import codec
+from mugpos.rules.engine import RuleSet
+from mugpos.rules.language import compile_sentence
+from mugpos.rules.model import Rule
 
 CAMERAS = [f"cam-{i}" for i in range(8)]
 COLOURS = ["red", "blue", "white", "black", "green"]

@@ -15,8 +15,8 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from control.policy import Action, ConfigError, Decision
-from control.signals import LoadSnapshot
+from mugpos.control.policy import Action, ConfigError, Decision
+from mugpos.control.signals import LoadSnapshot
 
 
 @dataclass(frozen=True)

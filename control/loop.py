@@ -16,11 +16,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from control.cost import CostMeter, CostSummary
-from control.policy import Decision, ScalingPolicy
-from control.scalers import GuardedScaler, Scaler
-from control.signals import LagReading, LoadSnapshot
-from streams.errors import MugposError
+from mugpos.control.cost import CostMeter, CostSummary
+from mugpos.control.policy import Decision, ScalingPolicy
+from mugpos.control.scalers import GuardedScaler, Scaler
+from mugpos.control.signals import LagReading, LoadSnapshot
+from mugpos.core.errors import MugposError
 
 log = logging.getLogger(__name__)
 

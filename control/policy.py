@@ -25,8 +25,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from control.signals import LoadSnapshot, PartitionLag
-from streams.errors import MugposError
+from mugpos.control.signals import LoadSnapshot, PartitionLag
+from mugpos.core.errors import MugposError
 
 Action = Literal["up", "down", "hold", "wake", "sleep"]
 
@@ -36,7 +36,7 @@ class ConfigError(MugposError, ValueError):
 
 
 class ControlSettings(Protocol):
-    """The settings fields the policy reads (``streams.settings.Settings`` provides them)."""
+    """The settings fields the policy reads (``mugpos.core.settings.Settings`` provides them)."""
 
     images_partitions: int
     target_lag_s: float

@@ -22,7 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from control.policy import ConfigError
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from mugpos.control.policy import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +38,7 @@ ScalerKind = Literal["none", "local", "kubernetes"]
 SCALER_KINDS: tuple[ScalerKind, ...] = ("none", "local", "kubernetes")
 
 #: The worker a local scaler starts by default: the detect role of this very installation.
-DEFAULT_COMMAND: tuple[str, ...] = (sys.executable, "-m", "streams.cli", "worker", "--role", "detect")
+DEFAULT_COMMAND: tuple[str, ...] = (sys.executable, "-m", "mugpos.cli", "worker", "--role", "detect")
 
 
 class ScalerError(RuntimeError):
@@ -393,21 +401,30 @@ class GuardedScaler:
         self.last_error: str | None = None
 
     async def _try(self, what: str, fn: Callable[[], Awaitable[Any]]) -> tuple[bool, Any]:
-        delay = self.backoff_s
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return True, await fn()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # any backend failure is reported, never propagated
-                self.errors += 1
-                self.last_error = str(exc) or repr(exc)
-                log.warning("%s scaler %s failed (attempt %d/%d): %s", self.name, what, attempt, self.attempts, exc)
-                if attempt < self.attempts:
-                    await self._sleep(delay)
-                    delay = min(delay * 2, self.max_backoff_s)
-        self.failures += 1
-        return False, None
+        def failed(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            self.errors += 1
+            self.last_error = (str(exc) or repr(exc)) if exc is not None else None
+            log.warning(
+                "%s scaler %s failed (attempt %d/%d): %s", self.name, what, state.attempt_number, self.attempts, exc
+            )
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(Exception),  # not CancelledError: a cancelled loop stops at once
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=self.backoff_s, max=self.max_backoff_s),
+            sleep=self._sleep,
+            after=failed,
+            reraise=True,
+        )
+        async def call() -> Any:  # tenacity awaits coroutine functions only, not lambdas returning a coroutine
+            return await fn()
+
+        try:
+            return True, await retrying(call)
+        except Exception:  # any backend failure is reported (counted and logged above), never propagated
+            self.failures += 1
+            return False, None
 
     async def current(self) -> int | None:
         """The worker count, or ``None`` when the backend did not answer."""

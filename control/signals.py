@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from streams.errors import BrokerUnavailable
+from mugpos.core.errors import BrokerUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from control.baseline import KedaBaseline, KedaConfig
-from control.cost import CostSummary, cost_summary
-from control.policy import Decision, PolicyConfig, ScalingPolicy, workers_for
-from control.signals import LoadSnapshot, PartitionLag
+from mugpos.control.baseline import KedaBaseline, KedaConfig
+from mugpos.control.cost import CostSummary, cost_summary
+from mugpos.control.policy import Decision, PolicyConfig, ScalingPolicy, workers_for
+from mugpos.control.signals import LoadSnapshot, PartitionLag
 
 _EPS = 1e-9
 

@@ -1,6 +1,7 @@
-"""Vision models for mugpos: image decoding, letterboxing, detection and attribute tagging.
+"""Serving-side vision: image decoding, letterboxing, detection (two heads on one trunk), attribute
+tagging, positioning, annotation and frames for review.
 
-This package knows nothing about Kafka or Faust; the stream layer calls into it.
+This package knows nothing about Kafka or Faust, and never imports ``mugpos.training``.
 
 Importing it pins the ML libraries to offline behaviour *before* any of them is
 imported: Ultralytics otherwise probes DNS at import, writes settings under the

@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from models.checksum import file_sha256
+from mugpos.models.checksum import file_sha256
 
 Box = tuple[float, float, float, float]
 Tags = tuple[dict[str, str], dict[str, float]]

@@ -29,11 +29,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from models.attributes import AttributeTagger
-from models.detector import Detector
-from models.imaging import ImageError, decode_image
-from models.letterbox import Letterboxed
-from models.review import ReviewSampler
+from mugpos.models.attributes import AttributeTagger
+from mugpos.models.detector import Detector
+from mugpos.models.imaging import ImageError, decode_image
+from mugpos.models.letterbox import Letterboxed
+from mugpos.models.review import ReviewSampler
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +41,13 @@ Record = dict[str, Any]
 
 
 class Fetcher(Protocol):
-    """Reads an object's bytes; errors carry a ``reason`` code (see ``streams.store``)."""
+    """Reads an object's bytes; errors carry a ``reason`` code (see ``mugpos.storage.store``)."""
 
     async def get(self, key_or_uri: str, max_bytes: int | None = None) -> bytes: ...
 
 
 class Cache(Protocol):
-    """A bytes cache with batched look-ups (see ``streams.cache.ResultCache``)."""
+    """A bytes cache with batched look-ups (see ``mugpos.storage.cache.ResultCache``)."""
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, bytes]: ...
 
@@ -292,7 +292,7 @@ class BatchProcessor:
         for w in items:
             w.original = None
         if offered:
-            await self.review.offer(offered)  # type: ignore[arg-type]
+            await self.review.offer(offered)
 
     def _share_duplicates(self, work: list[_Work]) -> None:
         done = {w.sha256: w for w in work if w.detections is not None and w.sha256 and not w.cached}

@@ -25,10 +25,10 @@ import ultralytics
 from ultralytics import YOLO
 from ultralytics.utils import nms
 
-from models.checksum import file_sha256
-from models.classmap import ClassMap
-from models.heads import TwoHeads, load_head, merge_rows
-from models.letterbox import Letterboxed, letterbox, unletterbox
+from mugpos.models.checksum import file_sha256
+from mugpos.models.classmap import ClassMap
+from mugpos.models.heads import TwoHeads, load_head, merge_rows
+from mugpos.models.letterbox import Letterboxed, letterbox, unletterbox
 
 
 def resolve_device(device: str) -> torch.device:
@@ -115,6 +115,7 @@ class Detector:
         if end2end is not None and hasattr(module, "end2end"):
             module.end2end = end2end  # select the head before fusing drops the other one
         self._head_info: dict[str, Any] | None = None
+        self._head_offset: int = 0
         self._names = {int(k): str(v) for k, v in dict(yolo.names).items()}
         extra = None
         if head is not None:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.checksum import file_sha256
+from mugpos.models.checksum import file_sha256
 
 HEAD_FORMAT: Final = "mugpos-head/1"
 #: Domain labels merged across the two heads (the others are taken from one head only).
@@ -35,15 +35,15 @@ class HeadError(ValueError):
     """A head file that cannot be used: damaged, another format, or trained on another trunk."""
 
 
-def save_head(path: str | Path, model: nn.Module, *, base_sha256: str, meta: Mapping[str, Any] | None = None) -> Path:
+def save_head(path: str | Path, model: Any, *, base_sha256: str, meta: Mapping[str, Any] | None = None) -> Path:
     """Write the last layer (the ``Detect`` head) of a trained Ultralytics detection model as a head file."""
-    head = model.model[-1]  # type: ignore[index]
+    head = model.model[-1]
     names = getattr(model, "names", None) or {i: str(i) for i in range(int(head.nc))}
     blob = {
         "format": HEAD_FORMAT,
         "base_sha256": base_sha256,
         "names": [str(names[i]) for i in sorted(names)],
-        "yaml": copy.deepcopy(dict(model.yaml)),  # type: ignore[call-overload]
+        "yaml": copy.deepcopy(dict(model.yaml)),
         "state_dict": {k: v.detach().float().cpu().clone() for k, v in head.state_dict().items()},
         "meta": dict(meta or {}),
     }
@@ -77,8 +77,8 @@ def is_head_file(path: str | Path) -> bool:
 
 
 def load_head(
-    path: str | Path, base: nn.Module, base_sha256: str, *, end2end: bool | None = None
-) -> tuple[nn.Module, list[str], dict[str, Any]]:
+    path: str | Path, base: Any, base_sha256: str, *, end2end: bool | None = None
+) -> tuple[Any, list[str], dict[str, Any]]:
     """Build the head module from its file; refuses a head trained on another trunk than ``base_sha256``.
 
     ``base`` is the (unfused) trunk checkpoint's model: the head is built the way the trainer built
@@ -94,7 +94,7 @@ def load_head(
         )
     names = [str(n) for n in blob["names"]]
     # The head's own model description: building it also computes the strides the head decodes with.
-    donor = DetectionModel(cfg=copy.deepcopy(blob["yaml"]), nc=len(names), verbose=False)
+    donor: Any = DetectionModel(cfg=copy.deepcopy(blob["yaml"]), nc=len(names), verbose=False)
     donor.load(copy.deepcopy(base), verbose=False)
     try:
         donor.model[-1].load_state_dict(blob["state_dict"])
@@ -110,19 +110,22 @@ def load_head(
 class TwoHeads(nn.Module):
     """The stock detection model's layers up to its head, then its head and a second one on the same features."""
 
-    def __init__(self, base: nn.Module, head: nn.Module) -> None:
+    base: Any
+    head: Any
+
+    def __init__(self, base: Any, head: Any) -> None:
         super().__init__()
         self.base = base
         self.head = head
-        layers = base.model  # type: ignore[attr-defined]
-        if list(head.f) != list(layers[-1].f):  # type: ignore[attr-defined]
+        layers = base.model
+        if list(head.f) != list(layers[-1].f):
             raise HeadError(f"head reads layers {head.f}, the trunk feeds its head from {layers[-1].f}")
-        self.stride = base.stride  # type: ignore[attr-defined]
+        self.stride = base.stride
 
     def forward(self, x: torch.Tensor) -> tuple[Any, Any]:
         """Exactly ``DetectionModel._predict_once`` up to the last layer, which then runs twice."""
-        layers = self.base.model  # type: ignore[attr-defined]
-        save = self.base.save  # type: ignore[attr-defined]
+        layers = self.base.model
+        save = self.base.save
         y: list[Any] = []
         out: Any = x
         for m in layers[:-1]:

@@ -65,7 +65,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from models.classmap import COASTER, MUG, SURFACE
+from mugpos.models.classmap import COASTER, MUG, SURFACE
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]

@@ -24,12 +24,12 @@ from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
-#: Class order of the label files: the head's classes (``models.synth.CLASS_NAMES``).
+#: Class order of the label files: the head's classes (``mugpos.training.synth.CLASS_NAMES``).
 REVIEW_CLASSES = ("mug", "coaster", "surface")
 
 
 class Writer(Protocol):
-    """Writes an object (see ``streams.store``)."""
+    """Writes an object (see ``mugpos.storage.store``)."""
 
     async def put(self, key_or_uri: str, data: bytes, content_type: str | None = None) -> str: ...
 
@@ -105,7 +105,8 @@ class ReviewSampler:
             if why is None:
                 continue
             self.chosen[why] += 1
-            image_key, label_key = self.keys(str(event.get("source") or "unknown"), str(event["image_id"]), event["uri"])
+            source = str(event.get("source") or "unknown")
+            image_key, label_key = self.keys(source, str(event["image_id"]), event["uri"])
             jobs.append(self._write(image_key, data, label_key, yolo_label_text(detections, width, height)))
         done = await asyncio.gather(*jobs)
         return sum(done)

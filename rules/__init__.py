@@ -1,21 +1,23 @@
 """User rules: a sentence grammar and a JSON form that compile to one validated structure, a fast
 evaluator over ``PositionEvent`` records, and action delivery (see ``rules/GRAMMAR.md``).
 
-    from rules import compile_sentence, RuleSet
+    from mugpos.rules import compile_sentence, RuleSet
     rule = compile_sentence("warn if any mug is within 5 cm of the table edge")
     for match in RuleSet([rule]).evaluate(position_event).matches:
         print(match.rule.rule_id, match.mug_index, match.evidence)
 
-Kafka- and HTTP-facing parts live in ``rules.store`` (rules topic, registry, feed),
-``rules.processor`` (evaluation + cooldown), ``rules.actions`` and ``rules.senders``.
+Evaluation with cooldowns lives in ``rules.processor``, action building in ``rules.actions`` and
+delivery (log, webhook) in ``rules.senders``; the rules topic (registry, feed) is a storage adapter,
+``mugpos.storage.rules``. Nothing here imports Faust, aiohttp views or the CLI.
 """
 
 from __future__ import annotations
 
-from rules.engine import Evaluation, Match, RuleSet, Skip
-from rules.errors import RuleError, RuleSyntaxError, RuleValidationError
-from rules.language import EXAMPLES, ParsedSentence, compile_sentence, parse_sentence
-from rules.model import (
+from mugpos.rules.engine import Evaluation, Match, RuleSet, Skip
+from mugpos.rules.errors import RuleError, RuleSyntaxError, RuleValidationError
+from mugpos.rules.examples import EXAMPLES
+from mugpos.rules.language import ParsedSentence, compile_sentence, parse_sentence
+from mugpos.rules.model import (
     Action,
     AllOf,
     AnyOf,

@@ -23,8 +23,8 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from rules.engine import Match, Record
-from rules.metrics import COOLDOWN_ERRORS
+from mugpos.rules.engine import Match, Record
+from mugpos.rules.metrics import COOLDOWN_ERRORS
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Rule-delivery settings, read from the environment in this one place.
 
-These belong in ``streams.settings.Settings`` eventually (the lead owns that file); until then the
-rules package reads them here, so moving them is a one-file change. Values are validated like
+They may join ``mugpos.core.settings.Settings`` one day; until then the rules package reads them
+here, so moving them is a one-file change. Values are validated like
 settings: a bad value stops the process with a message naming the variable.
 """
 
@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from rules.errors import RuleError
+from mugpos.rules.errors import RuleError
 
 
 class RulesConfigError(RuleError):

@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rules.fields import FieldSpec, FieldType, lookup_field
-from rules.model import AllOf, AnyOf, Compare, Condition, Not, Rule
+from mugpos.rules.fields import FieldSpec, FieldType, lookup_field
+from mugpos.rules.model import AllOf, AnyOf, Compare, Condition, Not, Rule
 
 Record = Mapping[str, Any]
 Test = Callable[[Record, Any], bool | None]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from streams.errors import MugposError
+from mugpos.core.errors import MugposError
+from mugpos.rules.examples import EXAMPLES
 
 
 class RuleError(MugposError, ValueError):
@@ -42,8 +43,6 @@ class RuleSyntaxError(RuleError):
 
     def render(self) -> str:
         """Multi-line message: what is wrong, the sentence with a caret under the word, what would fit."""
-        from rules.language import EXAMPLES  # the accepted forms live with the grammar
-
         shown = self.text.replace("\n", " ").replace("\t", " ")
         lines = [f"cannot read the rule at character {self.position + 1}: {self.detail}"]
         if shown:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, NoReturn
 
-from rules.errors import RuleSyntaxError, RuleValidationError
-from rules.model import (
+from mugpos.rules.errors import RuleSyntaxError, RuleValidationError
+from mugpos.rules.model import (
     MAX_TEXT_CHARS,
     ActionType,
     AllOf,
@@ -32,13 +32,6 @@ from rules.model import (
 )
 
 #: Shown in every syntax error; each one is covered by a test.
-EXAMPLES: tuple[str, ...] = (
-    "alert when a mug is not on a coaster",
-    "warn if any mug is within 5 cm of the table edge",
-    "notify me when more than 3 mugs are on the table in camera kitchen-1",
-    "critical if a mug is closer than 2 cm to another mug",
-    "log when the verdict is violation in cameras hall, desk-2 at most once per 10 minutes",
-)
 
 MAX_NUMBER = 1_000_000_000
 MAX_TOKENS = 120

@@ -1,4 +1,4 @@
-"""Rule management shared by ``mugpos rules`` and the HTTP API (``streams/web_rules.py``).
+"""Rule management shared by ``mugpos rules`` and the HTTP API (``mugpos.web.rules``).
 
 Both front ends build rules, guard publish targets and try rules on events through these functions,
 so a rule the CLI refuses is refused over HTTP too, with the same message. Only
@@ -13,13 +13,13 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from rules.engine import RuleSet
-from rules.errors import RuleError, RuleValidationError
-from rules.language import compile_sentence
-from rules.model import Rule, rule_from_obj, rule_to_json
+from mugpos.rules.engine import RuleSet
+from mugpos.rules.errors import RuleError, RuleValidationError
+from mugpos.rules.language import compile_sentence
+from mugpos.rules.model import Rule, rule_from_obj, rule_to_json
 
 if TYPE_CHECKING:
-    from streams.settings import Settings
+    from mugpos.core.settings import Settings
 
 #: What may accompany a sentence and override what it says (the ``rules add`` options).
 SENTENCE_OPTIONS: tuple[str, ...] = (
@@ -77,7 +77,7 @@ def rule_from_spec(spec: Any, *, allowlist: tuple[str, ...] | None = None) -> Ru
 
 def check_publish_target(rule: Rule, settings: Settings) -> None:
     """Refuse a publish action aimed at one of mugpos's own topics (the rule would feed itself)."""
-    from streams.topics import TOPIC_RECORDS
+    from mugpos.core.topics import TOPIC_RECORDS
 
     own = {settings.topic(name) for name in TOPIC_RECORDS} | set(TOPIC_RECORDS)
     if rule.action.type == "publish" and rule.action.target in own:
@@ -113,7 +113,7 @@ def check_events(events: list[Any]) -> list[dict[str, Any]]:
 
 def try_rule(rule: Rule, events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Evaluate ``rule`` (even when disabled, cooldown not applied) on each event: fires, evidence, skips."""
-    from rules.actions import message_for
+    from mugpos.rules.actions import message_for
 
     ruleset = RuleSet([rule], include_disabled=True)
     results: list[dict[str, Any]] = []

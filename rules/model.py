@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeAlias, cast
 from urllib.parse import urlsplit
 
-from rules.errors import RuleValidationError
-from rules.fields import ALL_OPERATORS, FieldType, field_names, lookup_field
+from mugpos.rules.errors import RuleValidationError
+from mugpos.rules.fields import ALL_OPERATORS, FieldType, field_names, lookup_field
 
 Severity = Literal["info", "warning", "critical"]
 ActionType = Literal["publish", "webhook", "log"]

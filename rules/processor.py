@@ -5,13 +5,19 @@ Kept apart from the Faust agent so it can be driven directly in tests and by ``r
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
-from rules.actions import Cooldown, MemoryCooldown, RedisCooldown, action_id, build_action, event_millis
-from rules.engine import Evaluation, Record
-from rules.metrics import ACTIONS_SUPPRESSED, RULE_FIRES, RULE_SKIPS
-from rules.store import RuleRegistry
-from streams.settings import Settings
+from mugpos.core.settings import Settings
+from mugpos.rules.actions import Cooldown, MemoryCooldown, RedisCooldown, action_id, build_action, event_millis
+from mugpos.rules.engine import Evaluation, Record, RuleSet
+from mugpos.rules.metrics import ACTIONS_SUPPRESSED, RULE_FIRES, RULE_SKIPS
+
+
+class RuleSource(Protocol):
+    """Where the current rules come from (``mugpos.storage.rules.RuleRegistry`` in the service)."""
+
+    @property
+    def ruleset(self) -> RuleSet: ...
 
 
 def make_cooldown(settings: Settings) -> Cooldown:
@@ -24,7 +30,7 @@ def make_cooldown(settings: Settings) -> Cooldown:
 class RuleProcessor:
     """Evaluates the registry's current rules on decoded PositionEvents."""
 
-    def __init__(self, registry: RuleRegistry, cooldown: Cooldown) -> None:
+    def __init__(self, registry: RuleSource, cooldown: Cooldown) -> None:
         self.registry = registry
         self.cooldown = cooldown
 

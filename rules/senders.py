@@ -12,23 +12,29 @@ Webhook signature: ``X-Mugpos-Signature: sha256=HEX`` where HEX is
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_result,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
 
-from rules.config import RulesConfig
-from rules.errors import RuleValidationError
-from rules.metrics import DELIVERIES
-from rules.model import check_webhook_url
-from streams.codec import to_json_line
+from mugpos.core.codec import to_json_line
+from mugpos.rules.config import RulesConfig
+from mugpos.rules.errors import RuleValidationError
+from mugpos.rules.metrics import DELIVERIES
+from mugpos.rules.model import check_webhook_url
 
 log = logging.getLogger(__name__)
 action_log = logging.getLogger("mugpos.actions")
@@ -119,15 +125,28 @@ class WebhookSender:
                 attempts=0,
             )
         body = to_json_line(action).encode()
-        attempts = 1 + self.config.webhook_retries
-        last = Delivery(False, "webhook_failed", "not attempted", attempts=0)
-        for attempt in range(1, attempts + 1):
-            last, retry_after = await self._attempt(url, body, str(action.get("action_id", "")), attempt)
-            if last.ok or last.reason != "webhook_failed" or attempt == attempts:
-                return last
-            delay = self.config.webhook_backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
-            await asyncio.sleep(max(delay, min(retry_after or 0.0, 30.0)))
-        return last
+        action_id = str(action.get("action_id", ""))
+        backoff = wait_exponential(multiplier=self.config.webhook_backoff_s) + wait_random(
+            0, self.config.webhook_backoff_s
+        )
+
+        def wait(state: RetryCallState) -> float:
+            # The receiver's Retry-After (capped at 30 s) wins over a shorter backoff: tenacity has no such rule.
+            _, retry_after = state.outcome.result() if state.outcome is not None else (None, None)
+            return max(backoff(state), min(retry_after or 0.0, 30.0))
+
+        async def attempt() -> tuple[Delivery, float | None]:
+            number = retrying.statistics.get("attempt_number", 1)
+            return await self._attempt(url, body, action_id, number)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(1 + self.config.webhook_retries),
+            retry=retry_if_result(lambda result: result[0].reason == "webhook_failed"),
+            wait=wait,
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome is not None else None,
+        )
+        delivered: Delivery = (await retrying(attempt))[0]
+        return delivered
 
     async def _attempt(self, url: str, body: bytes, action_id: str, attempt: int) -> tuple[Delivery, float | None]:
         timestamp = str(int(time.time()))

@@ -19,10 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from models import synth  # noqa: E402
-from models.evaluation import card_section, evaluate  # noqa: E402
-from models.photos import backdrop_photos  # noqa: E402
-from models.training import DEFAULT_BASE, DEFAULT_OUT, train, update_card  # noqa: E402
+from mugpos.training import synth  # noqa: E402
+from mugpos.training.card import update_card  # noqa: E402
+from mugpos.training.evaluation import card_section, evaluate  # noqa: E402
+from mugpos.training.photos import backdrop_photos  # noqa: E402
+from mugpos.training.train import DEFAULT_BASE, DEFAULT_OUT, train  # noqa: E402
 
 
 def main() -> int:
@@ -43,6 +44,7 @@ def main() -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, default=min(12, os.cpu_count() or 1))
     p.add_argument("--data", type=Path, action="append", default=[], help="Labelled photo set to mix in (YOLO).")
+    p.add_argument("--start", type=Path, default=None, help="An earlier run's best.pt to continue training from.")
     p.add_argument("--note", action="append", default=[], help="A line for the model card (repeatable).")
     args = p.parse_args()
 
@@ -66,6 +68,7 @@ def main() -> int:
     card = train(
         data, args.out, base=args.base, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
         device=args.device, workers=args.workers, run_dir=args.work / "runs", extra=extra, photos=args.data,
+        start=args.start,
     )  # fmt: skip
     print(f"trained: {card['training']['epochs_run']} epoch(s) in {card['training']['seconds']} s", flush=True)
     report = evaluate(

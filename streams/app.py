@@ -14,12 +14,11 @@ from typing import Literal
 import faust
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
-from streams.results import ResultsStore
-from streams.settings import Settings
-from streams.stats import PipelineStats
-from streams.store import open_store
-from streams.topics import topic_specs
-from streams.web import register_views
+from mugpos.core.settings import Settings
+from mugpos.core.topics import topic_specs
+from mugpos.storage.results import ResultsStore
+from mugpos.storage.store import open_store
+from mugpos.streams.stats import PipelineStats
 
 Role = Literal["all", "detect", "analyze", "control"]
 ROLES: tuple[Role, ...] = ("all", "detect", "analyze", "control")
@@ -67,7 +66,7 @@ def app_id(settings: Settings, role: Role) -> str:
 
 
 def create_app(settings: Settings, role: Role = "all", **overrides: object) -> MugposApp:
-    """Build the Faust app of ``role``; agents attach themselves to it (see ``agents/``)."""
+    """Build the Faust app of ``role``; agents (``mugpos.agents``) and web views (``mugpos.web``) attach to it."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
     conf: dict[str, object] = {
@@ -106,5 +105,4 @@ def create_app(settings: Settings, role: Role = "all", **overrides: object) -> M
     app.mugpos_topics = Topics(**declared)
     app.mugpos_stats = PipelineStats()
     app.mugpos_results = ResultsStore(settings, open_store(settings))
-    register_views(app)
     return app

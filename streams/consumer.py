@@ -11,10 +11,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
-from streams.codec import CodecError, Record, codec
-from streams.errors import BrokerUnavailable
-from streams.settings import Settings
-from streams.topics import resolve_topic
+from mugpos.core.codec import CodecError, Record, codec
+from mugpos.core.errors import BrokerUnavailable
+from mugpos.core.settings import Settings
+from mugpos.core.topics import resolve_topic
 
 
 @dataclass

@@ -9,13 +9,13 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from streams.codec import Record, codec
-from streams.metrics import DEAD_LETTERS
+from mugpos.core.codec import Record, codec
+from mugpos.streams.metrics import DEAD_LETTERS
 
 if TYPE_CHECKING:
     from faust.types import EventT
 
-    from streams.app import MugposApp
+    from mugpos.streams.app import MugposApp
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,6 @@ from prometheus_client import Counter, Gauge, Histogram
 
 IMAGES_PROCESSED = Counter("mugpos_images_processed_total", "Images that produced a detection event.", ["cached"])
 DEAD_LETTERS = Counter("mugpos_dead_letters_total", "Messages sent to the dead-letter topic.", ["stage", "reason"])
-CACHE_REQUESTS = Counter("mugpos_cache_requests_total", "Result-cache look-ups.", ["layer", "result"])
-CACHE_ERRORS = Counter("mugpos_cache_errors_total", "Result-cache calls that failed (Redis down).", ["operation"])
 STAGE_SECONDS = Histogram(
     "mugpos_stage_duration_seconds",
     "Time spent per stage and batch.",
@@ -27,7 +25,6 @@ END_TO_END_SECONDS = Histogram(
 )
 MODEL_INFO = Gauge("mugpos_model_info", "The loaded detector (value 1).", ["model_id", "device"])
 SINK_WRITES = Counter("mugpos_sink_documents_total", "Documents upserted into MongoDB.", ["kind"])
-SINK_RETRIES = Counter("mugpos_sink_retries_total", "MongoDB write attempts that failed and were retried.")
 DESIRED_WORKERS = Gauge("mugpos_desired_gpu_workers", "Detect workers the control agent wants running.")
 RUNNING_WORKERS = Gauge("mugpos_gpu_workers", "Detect workers the scaler reports running.")
 CONSUMER_LAG = Gauge(

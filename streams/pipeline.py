@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from models.attributes import load_attribute_tagger
-from models.batching import BatchProcessor
-from models.detector import Detector
-from models.review import ReviewSampler
-from streams.cache import ResultCache
-from streams.metrics import MODEL_INFO
-from streams.settings import Settings
-from streams.store import open_store
+from mugpos.core.settings import Settings
+from mugpos.models.attributes import load_attribute_tagger
+from mugpos.models.batching import BatchProcessor
+from mugpos.models.detector import Detector
+from mugpos.models.review import ReviewSampler
+from mugpos.storage.cache import ResultCache
+from mugpos.storage.store import open_store
+from mugpos.streams.metrics import MODEL_INFO
 
 log = logging.getLogger(__name__)
 

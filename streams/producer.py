@@ -21,11 +21,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from PIL import Image, UnidentifiedImageError
 
-from streams.codec import Record, codec
-from streams.errors import BrokerUnavailable, InputError
-from streams.settings import Settings
-from streams.store import ObjectStore, open_store
-from streams.topics import ensure_topics
+from mugpos.core.codec import Record, codec
+from mugpos.core.errors import BrokerUnavailable, InputError
+from mugpos.core.settings import Settings
+from mugpos.core.topics import ensure_topics
+from mugpos.storage.store import ObjectStore, open_store
 
 #: File suffixes `produce` picks up when given a folder.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})

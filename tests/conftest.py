@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.settings import Settings, load_settings
+from mugpos.core.settings import Settings, load_settings
 
 DEV_ENV = {
     "MUGPOS_BROKER": "kafka://127.0.0.1:19092",

@@ -17,8 +17,8 @@ from fastavro import parse_schema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import schemas
-from streams.codec import (
+from mugpos import schemas
+from mugpos.core.codec import (
     HEADER_SIZE,
     MAGIC,
     Codec,
@@ -731,7 +731,7 @@ def test_json_accepts_str_and_explicit_nulls() -> None:
 
 def test_messages_written_with_an_earlier_schema_version_stay_readable() -> None:
     """DetectionEvent v1 had no model.labels; its messages must still decode, with the default."""
-    import schemas
+    from mugpos import schemas
 
     (v1,) = [s for s in schemas.history() if s["name"] == "mugpos.DetectionEvent"]
     fresh = Codec()

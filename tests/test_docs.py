@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.settings import Settings, env_name
-from streams.topics import TOPIC_RECORDS
+from mugpos.core.settings import Settings, env_name
+from mugpos.core.topics import TOPIC_RECORDS
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 

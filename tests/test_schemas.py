@@ -11,7 +11,7 @@ import avro.schema
 import pytest
 from fastavro import parse_schema
 
-import schemas
+from mugpos import schemas
 
 NAMES = sorted(schemas.SCHEMA_FILES)
 AVSC_FILES = sorted(p.name for p in resources.files("schemas").iterdir() if p.name.endswith(".avsc"))

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.settings import Settings, SettingsError, bootstrap_servers, env_name, load_settings
+from mugpos.core.settings import Settings, SettingsError, bootstrap_servers, env_name, load_settings
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from streams.settings import load_settings
-from streams.store import (
+from mugpos.core.settings import load_settings
+from mugpos.storage.store import (
     FileStore,
     InvalidKey,
     ObjectNotFound,
@@ -296,18 +296,21 @@ async def test_read_capped_stops_at_the_first_chunk_over_the_cap() -> None:
     assert reads == 2  # 64 KiB chunks: the second one crosses 100,000 bytes
 
 
-# -- S3Store retry policy, with a fake client ---------------------------------------------------------
+# -- S3Store retry policy: botocore's standard mode for requests, tenacity for broken bodies ----------
 
 
-def _client_error(code: str, status: int) -> ClientError:
+def _client_error(code: str, status: int, retried: int = 0) -> ClientError:
     return ClientError(
-        {"Error": {"Code": code, "Message": f"{code} message"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        {
+            "Error": {"Code": code, "Message": f"{code} message"},
+            "ResponseMetadata": {"HTTPStatusCode": status, "RetryAttempts": retried},
+        },
         "GetObject",
     )
 
 
 class FakeClient:
-    """Fails head_object with the queued errors, then succeeds."""
+    """Fails head_object with the queued errors, then succeeds (stands in for botocore after its retries)."""
 
     def __init__(self, *errors: Exception) -> None:
         self.errors = list(errors)
@@ -327,29 +330,44 @@ def _fake_store(client: FakeClient, retries: int = 3) -> S3Store:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize(
-    "error",
-    [
-        pytest.param(EndpointConnectionError(endpoint_url="http://fake:1"), id="connection-refused"),
-        pytest.param(_client_error("InternalError", 500), id="500"),
-        pytest.param(_client_error("SlowDown", 503), id="503-slowdown"),
-        pytest.param(_client_error("TooManyRequestsException", 429), id="429"),
-        pytest.param(TimeoutError(), id="timeout"),
-    ],
-)
-async def test_transient_errors_are_retried(error: Exception) -> None:
-    client = FakeClient(error, error)
-    assert await _fake_store(client).exists("a.jpg")
-    assert client.calls == 3
+async def test_requests_are_retried_by_botocore_standard_mode() -> None:
+    store = S3Store("s3://bkt", endpoint="http://127.0.0.1:9", access_key="k", secret_key="s", retries=3)
+    async with store:
+        retries = store._client.meta.config.retries
+    assert retries["mode"] == "standard" and retries["total_max_attempts"] == 4
 
 
 @pytest.mark.asyncio
-async def test_retries_are_bounded() -> None:
-    client = FakeClient(*[EndpointConnectionError(endpoint_url="http://fake:1")] * 10)
-    with pytest.raises(StoreUnavailable, match=r"cannot reach S3 at http://fake:1 .* after 3 attempts") as caught:
-        await _fake_store(client, retries=2).exists("a.jpg")
+@pytest.mark.parametrize(
+    ("error", "attempts"),
+    [
+        pytest.param(EndpointConnectionError(endpoint_url="http://fake:1"), 4, id="connection-refused"),
+        pytest.param(_client_error("InternalError", 500, retried=3), 4, id="500"),
+        pytest.param(_client_error("SlowDown", 503, retried=3), 4, id="503-slowdown"),
+        pytest.param(_client_error("TooManyRequestsException", 429, retried=3), 4, id="429"),
+        pytest.param(TimeoutError(), 4, id="timeout"),
+    ],
+)
+async def test_failures_left_after_botocore_retries_mean_unavailable(error: Exception, attempts: int) -> None:
+    client = FakeClient(error)
+    with pytest.raises(StoreUnavailable, match=f"after {attempts} attempts") as caught:
+        await _fake_store(client).exists("a.jpg")
     assert caught.value.reason == "store_error"
+    assert client.calls == 1  # botocore already retried; not again on top
+
+
+@pytest.mark.asyncio
+async def test_a_body_broken_off_mid_stream_is_retried_and_bounded() -> None:
+    from botocore.exceptions import IncompleteReadError
+
+    broken = IncompleteReadError(actual_bytes=10, expected_bytes=100)
+    client = FakeClient(broken, broken)
+    assert await _fake_store(client).exists("a.jpg")
     assert client.calls == 3
+    endless = FakeClient(*[broken] * 10)
+    with pytest.raises(StoreUnavailable, match="after 3 attempts"):
+        await _fake_store(endless, retries=2).exists("a.jpg")
+    assert endless.calls == 3
 
 
 @pytest.mark.asyncio

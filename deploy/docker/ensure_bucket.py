@@ -15,8 +15,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from streams.settings import SettingsError, load_settings
-from streams.store import parse_uri
+from mugpos.core.settings import SettingsError, load_settings
+from mugpos.storage.store import parse_uri
 
 ATTEMPTS = 10
 MISSING = {"404", "NoSuchBucket", "NotFound"}

@@ -7,7 +7,7 @@ import time
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.settings import Settings
+from mugpos.core.settings import Settings
 
 
 async def create_images_topic(settings: Settings, partitions: int) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from control.policy import Decision, ScalingPolicy, usable_workers
-from control.signals import LoadSnapshot, PartitionLag
+from mugpos.control.policy import Decision, ScalingPolicy, usable_workers
+from mugpos.control.signals import LoadSnapshot, PartitionLag
 
 
 @dataclass

@@ -8,9 +8,9 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from control.signals import LagReader, LoadSnapshot
-from streams.errors import BrokerUnavailable
-from streams.settings import Settings
+from mugpos.control.signals import LagReader, LoadSnapshot
+from mugpos.core.errors import BrokerUnavailable
+from mugpos.core.settings import Settings
 from tests.control.broker import create_images_topic, produce_counts
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]

@@ -7,13 +7,13 @@ import uuid
 
 import pytest
 
-from control.loop import Controller, Step
-from control.policy import PolicyConfig, ScalingPolicy
-from control.scalers import KubernetesScaler, NoneScaler
-from control.signals import LagReader, LagReading
-from streams.codec import codec
-from streams.errors import BrokerUnavailable
-from streams.settings import Settings
+from mugpos.control.loop import Controller, Step
+from mugpos.control.policy import PolicyConfig, ScalingPolicy
+from mugpos.control.scalers import KubernetesScaler, NoneScaler
+from mugpos.control.signals import LagReader, LagReading
+from mugpos.core.codec import codec
+from mugpos.core.errors import BrokerUnavailable
+from mugpos.core.settings import Settings
 from tests.control.broker import create_images_topic, produce_counts
 from tests.control.test_scalers import FakeAppsV1Api
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from control.policy import ConfigError, Decision, PolicyConfig, ScalingPolicy, usable_workers, workers_for
-from control.signals import LoadSnapshot, PartitionLag
-from streams.codec import codec
+from mugpos.control.policy import ConfigError, Decision, PolicyConfig, ScalingPolicy, usable_workers, workers_for
+from mugpos.control.signals import LoadSnapshot, PartitionLag
+from mugpos.core.codec import codec
 from tests.control.feed import Feed, run
 
 # -- capacity arithmetic --------------------------------------------------------------------------

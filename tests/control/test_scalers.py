@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from control.policy import ConfigError
-from control.scalers import (
+from mugpos.control.policy import ConfigError
+from mugpos.control.scalers import (
     GuardedScaler,
     KubernetesScaler,
     LocalScaler,

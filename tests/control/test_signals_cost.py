@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from control.cost import CostMeter, cost_summary
-from control.signals import LagReading, LoadSnapshot, PartitionLag, rates_between
+from mugpos.control.cost import CostMeter, cost_summary
+from mugpos.control.signals import LagReading, LoadSnapshot, PartitionLag, rates_between
 
 
 @pytest.mark.parametrize(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from control.baseline import KedaBaseline, KedaConfig
-from control.policy import Decision, PolicyConfig
-from control.signals import LoadSnapshot
-from control.simulator import (
+from mugpos.control.baseline import KedaBaseline, KedaConfig
+from mugpos.control.policy import Decision, PolicyConfig
+from mugpos.control.signals import LoadSnapshot
+from mugpos.control.simulator import (
     SimConfig,
     Trace,
     compare,

@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from streams.settings import Settings, SettingsError, load_settings
+from mugpos.core.settings import Settings, SettingsError, load_settings
 from tests.deploy.support import (
     COMPOSE_FILE,
     COMPOSE_OVERRIDES,

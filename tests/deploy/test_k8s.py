@@ -21,8 +21,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from streams.app import app_id
-from streams.settings import SettingsError, load_settings
+from mugpos.core.settings import SettingsError, load_settings
+from mugpos.streams.app import app_id
 from tests.deploy.support import (
     K8S,
     K8S_APPLICABLE,

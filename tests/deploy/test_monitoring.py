@@ -12,7 +12,8 @@ import yaml
 from faust.sensors.prometheus import FaustMetrics
 from prometheus_client import REGISTRY, CollectorRegistry
 
-import streams.metrics  # noqa: F401 - registers the mugpos_* collectors
+import mugpos.storage.metrics
+import mugpos.streams.metrics  # noqa: F401
 from tests.deploy.support import COMPOSE_FILE, ROLES, ROOT, load_compose_yaml
 
 PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import AliasChoices
 
-from streams.settings import ENV_PREFIX, Settings
+from mugpos.core.settings import ENV_PREFIX, Settings
 from tests.deploy.support import (
     AWS_NAME,
     COMPOSE_FILE,

@@ -14,13 +14,13 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from PIL import Image
 
-from streams.codec import codec
-from streams.settings import Settings
-from streams.store import open_store
+from mugpos.core.codec import codec
+from mugpos.core.settings import Settings
+from mugpos.storage.store import open_store
 
 pytestmark = pytest.mark.integration
 
-MUGPOS = [sys.executable, "-m", "streams.cli"]
+MUGPOS = [sys.executable, "-m", "mugpos.cli"]
 
 
 def run_cli(settings: Settings, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from streams.consumer import consume_events
-from streams.producer import ImageProducer
-from streams.settings import Settings
-from streams.topics import ensure_topics
+from mugpos.core.settings import Settings
+from mugpos.core.topics import ensure_topics
+from mugpos.streams.consumer import consume_events
+from mugpos.streams.producer import ImageProducer
 from tests.integration.worker import free_port, running_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

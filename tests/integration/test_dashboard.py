@@ -29,10 +29,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from streams.processes import stop_process
-from streams.producer import ImageProducer
-from streams.settings import Settings
-from streams.topics import ensure_topics
+from mugpos.core.settings import Settings
+from mugpos.core.topics import ensure_topics
+from mugpos.streams.processes import stop_process
+from mugpos.streams.producer import ImageProducer
 from tests.integration.worker import free_port, running_worker
 from tests.models.drawing import draw_mug_scene
 

@@ -24,7 +24,7 @@ def test_demo_runs_on_embedded_defaults_and_prints_every_verdict(tmp_path: Path)
         [
             sys.executable,
             "-m",
-            "streams.cli",
+            "mugpos.cli",
             "demo",
             "--count",
             "4",

@@ -15,10 +15,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from PIL import Image
 
-from streams.consumer import consume_events
-from streams.producer import ImageProducer
-from streams.settings import Settings
-from streams.topics import ensure_topics
+from mugpos.core.settings import Settings
+from mugpos.core.topics import ensure_topics
+from mugpos.streams.consumer import consume_events
+from mugpos.streams.producer import ImageProducer
 from tests.integration.worker import running_worker
 from tests.models.drawing import draw_mug_scene
 
@@ -127,7 +127,9 @@ def test_200_images_give_one_detection_each_duplicates_from_cache_and_the_drawn_
     for image_id, data in payloads.items():
         with Image.open(io.BytesIO(data)) as img:
             assert (by_id[image_id]["image_width"], by_id[image_id]["image_height"]) == img.size
-    assert {e["model"]["name"] for e in events} == {"yolo26n"}
+    # the service default: the stock COCO trunk and head, plus the coaster head
+    assert {e["model"]["name"] for e in events} == {"yolo26n+mugpos-coaster-head"}
+    assert "coaster" in events[0]["model"]["labels"] and "person" in events[0]["model"]["labels"]
     assert asyncio.run(read_all(settings, "dlq")) == []
 
 

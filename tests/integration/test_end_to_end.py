@@ -38,13 +38,13 @@ import cv2
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from models.positioning import position_event
-from models.synth import CLASS_NAMES, Scene, render_scene
-from streams.codec import codec
-from streams.consumer import consume_events
-from streams.producer import ImageProducer
-from streams.settings import Settings, settings_env
-from streams.topics import ensure_topics
+from mugpos.core.codec import codec
+from mugpos.core.settings import Settings, settings_env
+from mugpos.core.topics import ensure_topics
+from mugpos.models.positioning import position_event
+from mugpos.streams.consumer import consume_events
+from mugpos.streams.producer import ImageProducer
+from mugpos.training.synth import CLASS_NAMES, Scene, render_scene
 from tests.integration.worker import rules_cli, running_worker
 from tests.rules.conftest import mug, position
 
@@ -340,7 +340,7 @@ def trained_image_size(weights: Path, default: int = 320) -> int:
     card = weights.with_suffix(".md")
     if not card.is_file():
         return default
-    from models.training import read_card
+    from mugpos.training.card import read_card
 
     return int(read_card(card).get("training", {}).get("imgsz") or default)
 

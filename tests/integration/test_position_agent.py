@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams.codec import codec
-from streams.consumer import consume_events
-from streams.settings import Settings
-from streams.topics import ensure_topics
+from mugpos.core.codec import codec
+from mugpos.core.settings import Settings
+from mugpos.core.topics import ensure_topics
+from mugpos.streams.consumer import consume_events
 from tests.integration.worker import running_worker
 from tests.models.test_positioning import COASTER, CUSTOM, ON_COASTER, STOCK, TABLE, det, event, mug_at, right_edge_gap
 

@@ -18,11 +18,11 @@ import pytest
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
-from rules.senders import ACTION_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
-from streams.codec import codec
-from streams.consumer import consume_events
-from streams.settings import Settings, settings_env
-from streams.topics import ensure_topics
+from mugpos.core.codec import codec
+from mugpos.core.settings import Settings, settings_env
+from mugpos.core.topics import ensure_topics
+from mugpos.rules.senders import ACTION_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from mugpos.streams.consumer import consume_events
 from tests.integration.worker import rules_cli, running_worker
 from tests.rules.conftest import T0, mug, position
 

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import pytest
 import pytest_asyncio
 
-from streams.settings import load_settings
-from streams.store import (
+from mugpos.core.settings import load_settings
+from mugpos.storage.store import (
     ObjectNotFound,
     ObjectTooLarge,
     S3Store,

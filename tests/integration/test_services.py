@@ -11,8 +11,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from streams.settings import Settings
-from streams.topics import ensure_topics, topic_specs
+from mugpos.core.settings import Settings
+from mugpos.core.topics import ensure_topics, topic_specs
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 

@@ -19,9 +19,9 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import MongoClient
 
-from streams.codec import codec
-from streams.settings import Settings
-from streams.topics import ensure_topics
+from mugpos.core.codec import codec
+from mugpos.core.settings import Settings
+from mugpos.core.topics import ensure_topics
 from tests.integration.worker import free_port, running_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -250,8 +250,8 @@ def test_store_annotated_writes_the_annotated_image_next_to_the_original(setting
     import numpy as np
     from PIL import Image
 
-    from agents.sink import annotated_uri
-    from streams.store import open_store
+    from mugpos.agents.sink import annotated_uri
+    from mugpos.storage.store import open_store
 
     settings = settings.model_copy(update={"mongodb_uri": "", "session_timeout_s": 4.0, "store_annotated": True})
     asyncio.run(ensure_topics(settings))

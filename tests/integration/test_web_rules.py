@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from rules.model import rule_from_obj
-from rules.store import RuleStore
-from streams.settings import Settings
-from streams.topics import ensure_topics
+from mugpos.core.settings import Settings
+from mugpos.core.topics import ensure_topics
+from mugpos.rules.model import rule_from_obj
+from mugpos.storage.rules import RuleStore
 from tests.integration.worker import free_port, running_worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

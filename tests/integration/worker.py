@@ -9,8 +9,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from streams.processes import stop_process
-from streams.settings import Settings, settings_env
+from mugpos.core.settings import Settings, settings_env
+from mugpos.streams.processes import stop_process
 
 
 def free_port() -> int:
@@ -28,7 +28,7 @@ def running_worker(
     env.update({"MUGPOS_WEB_PORT": str(free_port()), **extra})
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--role", role],
+            [sys.executable, "-m", "mugpos.cli", "worker", "--role", role],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -43,7 +43,7 @@ def running_worker(
 def rules_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """`mugpos rules ARGS` in a child process with ``env``; fails the test on a non-zero exit."""
     result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "rules", *args],
+        [sys.executable, "-m", "mugpos.cli", "rules", *args],
         env=env,
         capture_output=True,
         text=True,

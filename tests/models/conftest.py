@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-import models  # noqa: F401  (offline environment before anything imports ultralytics)
+import mugpos.models  # noqa: F401  (offline environment before anything imports ultralytics)
 from tests.models.netguard import cut_network
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "weights" / "yolo26n.pt"
@@ -28,7 +28,7 @@ def weights() -> Path:
 @pytest.fixture(scope="session")
 def detector(weights: Path) -> Any:
     """Loaded once, with the network cut off while loading (only then: other suites use localhost)."""
-    from models.detector import Detector
+    from mugpos.models.detector import Detector
 
     with pytest.MonkeyPatch.context() as patch:
         cut_network(patch)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.attributes import (
+from mugpos.models.attributes import (
     COLOURS,
     HANDLE_SIDES,
     MATERIALS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.classmap import ClassMap, normalise, parse_overrides
+from mugpos.models.classmap import ClassMap, normalise, parse_overrides
 
 COCO_SUBSET = {0: "person", 41: "cup", 60: "dining table", 63: "laptop"}
 CUSTOM = ["mug", "coaster", "table"]

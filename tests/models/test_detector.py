@@ -16,10 +16,10 @@ import ultralytics
 from fastavro import parse_schema
 from fastavro.validation import validate
 
-import schemas
-from models.classmap import ClassMap
-from models.detector import Detector
-from models.letterbox import letterbox
+from mugpos import schemas
+from mugpos.models.classmap import ClassMap
+from mugpos.models.detector import Detector
+from mugpos.models.letterbox import letterbox
 from tests.models.drawing import draw_mug_scene, iou
 
 SCENES: dict[str, dict[str, Any]] = {
@@ -251,7 +251,7 @@ def test_offline_in_a_fresh_process(tmp_path: Path, weights: Path) -> None:
         socket.getaddrinfo = refuse
         socket.create_connection = refuse
         import numpy as np
-        from models.detector import Detector
+        from mugpos.models.detector import Detector
         detector = Detector({str(weights)!r}, device="auto")
         detector.detect([np.zeros((64, 64, 3), np.uint8)])
         for name in ("YOLO_OFFLINE", "YOLO_AUTOINSTALL", "YOLO_VERBOSE", "YOLO_CONFIG_DIR", "HF_HUB_OFFLINE"):

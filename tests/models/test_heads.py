@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models.evaluation import _iou_matrix, _load_rgb
-from models.heads import HeadError, TwoHeads, is_head_file, load_head, merge_rows, read_head
-from models.photos import backdrop_photos, eval_photos
+from mugpos.models.heads import HeadError, TwoHeads, is_head_file, load_head, merge_rows, read_head
+from mugpos.training.evaluation import _iou_matrix, _load_rgb
+from mugpos.training.photos import backdrop_photos, eval_photos
 from tests.models.netguard import cut_network
 
 HEAD = Path(__file__).resolve().parents[2] / "models" / "weights" / "mugpos-coaster-head.pt"
@@ -83,7 +83,7 @@ def test_merge_keeps_at_most_max_det_rows() -> None:
 @pytest.fixture(scope="module")
 def pair(weights: Path) -> tuple[Any, Any]:
     """The stock model alone, and the same trunk with the released head, as the service runs them."""
-    from models.detector import Detector
+    from mugpos.models.detector import Detector
 
     with pytest.MonkeyPatch.context() as patch:
         cut_network(patch)
@@ -144,7 +144,7 @@ def test_a_batch_of_mixed_shapes_equals_each_image_alone(pair: tuple[Any, Any]) 
 def test_the_head_file_names_its_trunk_and_is_refused_on_another(weights: Path, tmp_path: Path) -> None:
     from ultralytics import YOLO
 
-    from models.checksum import file_sha256
+    from mugpos.models.checksum import file_sha256
 
     blob = read_head(HEAD)
     assert blob["base_sha256"] == file_sha256(weights) and blob["names"] == ["mug", "coaster", "surface"]
@@ -169,7 +169,7 @@ def test_damaged_or_foreign_head_files_are_refused(
 ) -> None:
     import torch
 
-    from models.detector import Detector
+    from mugpos.models.detector import Detector
 
     path = tmp_path / "head.pt"
     if content is None:

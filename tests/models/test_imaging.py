@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from models.imaging import ImageError, decode_image, sniff_format
+from mugpos.models.imaging import ImageError, decode_image, sniff_format
 
 MAX_PIXELS = 40_000_000
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.letterbox import Letterboxed, letterbox, unletterbox
+from mugpos.models.letterbox import Letterboxed, letterbox, unletterbox
 
 
 def gains(lb: Letterboxed) -> tuple[float, float]:

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from models.evaluation import photo_check
-from models.photos import BACKDROPS, EVAL, backdrop_photos, eval_photos
-from models.synth import render_negative, render_scene, synthesize
+from mugpos.training.evaluation import photo_check
+from mugpos.training.photos import BACKDROPS, EVAL, backdrop_photos, eval_photos
+from mugpos.training.synth import render_negative, render_scene, synthesize
 from tests.models.netguard import cut_network
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +58,7 @@ def test_manifest_records_the_backdrops_and_a_missing_one_is_refused(tmp_path: P
 
 
 def test_cli_synth_backdrops(tmp_path: Path) -> None:
-    from streams.cli import cli
+    from mugpos.cli.main import cli
 
     ok = CliRunner().invoke(
         cli, ["synth", str(tmp_path / "a"), "--count", "4", "--negatives", "0", "--backdrops", "installed"]
@@ -73,7 +73,7 @@ def test_cli_synth_backdrops(tmp_path: Path) -> None:
 
 def test_stock_coco_model_finds_the_real_cup_and_no_phantom() -> None:
     """The check can pass: COCO's `cup` maps to `mug` and is found on the coffee photo, nowhere else."""
-    from models.detector import Detector
+    from mugpos.models.detector import Detector
 
     if not COCO.is_file():
         pytest.skip("COCO weights not fetched (make setup)")

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from models.positioning import (
+from mugpos.core.codec import codec
+from mugpos.models.positioning import (
     PositioningConfig,
     PositioningError,
     as_boxes,
@@ -30,7 +31,6 @@ from models.positioning import (
     position_event,
     scale_from_coasters,
 )
-from streams.codec import codec
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 CUSTOM = ["mug", "coaster", "surface"]  # model.labels of a detector trained on the domain

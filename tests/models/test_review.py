@@ -10,10 +10,10 @@ from typing import Any
 import cv2
 import pytest
 
-from models.attributes import DominantColour
-from models.batching import BatchProcessor, Failure
-from models.review import ReviewSampler, yolo_label_text
-from streams.store import FileStore, StoreUnavailable
+from mugpos.models.attributes import DominantColour
+from mugpos.models.batching import BatchProcessor, Failure
+from mugpos.models.review import ReviewSampler, yolo_label_text
+from mugpos.storage.store import FileStore, StoreUnavailable
 from tests.models.drawing import draw_mug_scene
 
 
@@ -49,7 +49,8 @@ def test_a_sample_rate_picks_that_share_and_the_same_frames_every_time() -> None
 
 
 def test_labels_are_yolo_lines_of_the_domain_classes_only() -> None:
-    text = yolo_label_text([_det("mug", 0.9, (10, 20, 50, 80)), _det("person", 0.9), _det("coaster", 0.4, (0, 0, 200, 100))], 200, 100)
+    found = [_det("mug", 0.9, (10, 20, 50, 80)), _det("person", 0.9), _det("coaster", 0.4, (0, 0, 200, 100))]
+    text = yolo_label_text(found, 200, 100)
     assert text.splitlines() == ["0 0.150000 0.500000 0.200000 0.600000", "1 0.500000 0.500000 1.000000 1.000000"]
 
 

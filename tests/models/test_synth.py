@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from models import positioning
-from models.synth import (
+from mugpos.models import positioning
+from mugpos.training.synth import (
     BASE_FRACTION,
     CLASS_NAMES,
     COASTER_RIM_CM,
@@ -189,7 +189,7 @@ def test_contact_sheet(dataset: tuple[Path, dict], tmp_path: Path) -> None:
 
 
 def test_cli_synth(tmp_path: Path) -> None:
-    from streams.cli import cli
+    from mugpos.cli.main import cli
 
     out = tmp_path / "cli"
     args = ["synth", str(out), "--count", "5", "--seed", "9", "--style", "holdout", "--val-fraction", "1",

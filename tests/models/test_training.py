@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from models.checksum import file_sha256
-from models.evaluation import installed_photos, match, positions, score_scene, summarise_positions
-from models.synth import render_scene, synthesize
-from models.training import read_card
+from mugpos.models.checksum import file_sha256
+from mugpos.training.card import read_card
+from mugpos.training.evaluation import installed_photos, match, positions, score_scene, summarise_positions
+from mugpos.training.synth import render_scene, synthesize
 from tests.models.netguard import cut_network
 
 RELEASE = Path(__file__).resolve().parents[2] / "models" / "weights" / "mugpos-coaster-head.pt"
@@ -34,7 +34,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def trained(tiny: Path, weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`mugpos train` for one epoch at 64 px on CPU, with every socket refused."""
-    from streams.cli import cli
+    from mugpos.cli.main import cli
 
     out = tmp_path_factory.mktemp("model") / "tiny-head.pt"
     args = ["train", str(tiny), "--out", str(out), "--base", str(weights), "--epochs", "1", "--imgsz", "64",
@@ -47,7 +47,7 @@ def trained(tiny: Path, weights: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 def test_train_writes_a_head_file_and_its_card(trained: Path, weights: Path) -> None:
-    from models.heads import read_head
+    from mugpos.models.heads import read_head
 
     assert trained.is_file()
     card = read_card(trained)
@@ -62,7 +62,7 @@ def test_train_writes_a_head_file_and_its_card(trained: Path, weights: Path) -> 
 
 
 def test_detector_wrapper_loads_the_trained_head(trained: Path, weights: Path) -> None:
-    from models.detector import Detector
+    from mugpos.models.detector import Detector
 
     with pytest.MonkeyPatch.context() as patch:
         cut_network(patch)
@@ -85,7 +85,7 @@ def _photo_set(root: Path, bad_line: str | None = None) -> Path:
 
         cv2.imwrite(str(root / "images" / f"p{i}.jpg"), cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR))
         h, w = scene.image.shape[:2]
-        from models.synth import yolo_lines
+        from mugpos.training.synth import yolo_lines
 
         lines = yolo_lines(scene.labels, w, h) + ([bad_line] if bad_line and i == 2 else [])
         (root / "labels" / f"p{i}.txt").write_text("\n".join(lines) + "\n")
@@ -93,7 +93,7 @@ def _photo_set(root: Path, bad_line: str | None = None) -> Path:
 
 
 def test_train_mixes_in_labelled_photos(tiny: Path, weights: Path, tmp_path: Path) -> None:
-    from streams.cli import cli
+    from mugpos.cli.main import cli
 
     photos = _photo_set(tmp_path / "mine")
     out = tmp_path / "mixed-head.pt"
@@ -111,7 +111,7 @@ def test_train_mixes_in_labelled_photos(tiny: Path, weights: Path, tmp_path: Pat
 
 
 def test_train_refuses_a_photo_set_with_a_bad_label(tiny: Path, weights: Path, tmp_path: Path) -> None:
-    from streams.cli import cli
+    from mugpos.cli.main import cli
 
     photos = _photo_set(tmp_path / "bad", bad_line="7 0.5 0.5 0.1 0.1")
     args = ["train", str(tiny), "--data", str(photos), "--out", str(tmp_path / "h.pt"), "--base", str(weights),
@@ -121,7 +121,7 @@ def test_train_refuses_a_photo_set_with_a_bad_label(tiny: Path, weights: Path, t
 
 
 def test_eval_command_reports_and_updates_the_card(trained: Path, weights: Path, tiny: Path, tmp_path: Path) -> None:
-    from streams.cli import cli
+    from mugpos.cli.main import cli
 
     report = tmp_path / "report.json"
     args = ["eval", str(trained), str(tiny), "--base", str(weights), "--imgsz", "64", "--device", "cpu",
@@ -143,11 +143,11 @@ def test_eval_command_reports_and_updates_the_card(trained: Path, weights: Path,
 
 
 def test_eval_letterbox_option(trained: Path, weights: Path, tiny: Path, tmp_path: Path) -> None:
-    from streams.cli import cli
+    from mugpos.cli.main import cli
 
     report = tmp_path / "rect.json"
-    args = ["eval", str(trained), str(tiny), "--base", str(weights), "--imgsz", "64", "--device", "cpu", "--no-card", "--report", str(report),
-            "--letterbox", "rect"]  # fmt: skip
+    args = ["eval", str(trained), str(tiny), "--base", str(weights), "--imgsz", "64", "--device", "cpu", "--no-card",
+            "--report", str(report), "--letterbox", "rect"]  # fmt: skip
     with pytest.MonkeyPatch.context() as patch:
         cut_network(patch)
         result = CliRunner().invoke(cli, args)
@@ -206,7 +206,7 @@ def test_edge_gap_uses_closed_sides_and_per_axis_scale() -> None:
 @pytest.fixture(scope="module")
 def release(weights: Path) -> Any:
     """The committed head on the stock trunk in the production wrapper, as the service runs it."""
-    from models.detector import Detector
+    from mugpos.models.detector import Detector
 
     card = read_card(RELEASE)
     with pytest.MonkeyPatch.context() as patch:
@@ -225,7 +225,7 @@ def test_release_head_card_matches_the_files(release: Any, weights: Path) -> Non
 
 def test_release_model_on_a_held_out_sample(release: Any, tmp_path: Path) -> None:
     """A small slice of the held-out style (not the 550-scene benchmark): a guard against regressions."""
-    from models.evaluation import positioning_accuracy
+    from mugpos.training.evaluation import positioning_accuracy
 
     root = tmp_path / "holdout"
     synthesize(root, 30, seed=90210, style="holdout", val_fraction=1.0, negatives=0.0)
@@ -249,7 +249,7 @@ def test_release_model_finds_mugs_drawn_by_another_renderer(release: Any) -> Non
 
 def test_release_model_sees_no_mug_or_coaster_where_a_person_sees_none(release: Any) -> None:
     """The evaluation photos (never trained on): people, a street, a cat, a motorbike, a cup."""
-    from models.evaluation import photo_check
+    from mugpos.training.evaluation import photo_check
 
     result = photo_check(release)
     assert len(result["images"]) >= 3, result["images"].keys()
@@ -258,7 +258,7 @@ def test_release_model_sees_no_mug_or_coaster_where_a_person_sees_none(release: 
 
 
 def test_release_model_finds_the_real_cup(release: Any) -> None:
-    from models.evaluation import photo_check
+    from mugpos.training.evaluation import photo_check
 
     photos = {k: v for k, v in installed_photos().items() if k == "coffee.png"}
     if not photos:
@@ -293,7 +293,7 @@ def test_amp_check_weights_are_the_base_copied_once(weights: Path, tmp_path: Pat
     """On CUDA, Ultralytics' AMP check loads WEIGHTS_DIR/yolo26n.pt and downloads it when missing."""
     import ultralytics.utils
 
-    from models.training import ensure_amp_check_weights
+    from mugpos.training.ultralytics_env import ensure_amp_check_weights
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(ultralytics.utils, "WEIGHTS_DIR", tmp_path / "w")

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from rules.actions import MemoryCooldown, RedisCooldown, action_id, build_action, event_millis
-from rules.engine import RuleSet
-from rules.language import compile_sentence
-from rules.processor import RuleProcessor
-from rules.store import RuleRegistry
-from streams.codec import codec
+from mugpos.core.codec import codec
+from mugpos.rules.actions import MemoryCooldown, RedisCooldown, action_id, build_action, event_millis
+from mugpos.rules.engine import RuleSet
+from mugpos.rules.language import compile_sentence
+from mugpos.rules.processor import RuleProcessor
+from mugpos.storage.rules import RuleRegistry
 from tests.rules.conftest import T0, mug, position
 
 
@@ -153,7 +153,7 @@ def test_processor_applies_cooldown_per_source() -> None:
 
 
 def test_skips_are_counted_by_reason_and_never_raise() -> None:
-    from rules.metrics import RULE_SKIPS
+    from mugpos.rules.metrics import RULE_SKIPS
 
     registry = RuleRegistry()
     rule = compile_sentence("alert when a mug is not on a coaster", rule_id="coaster")

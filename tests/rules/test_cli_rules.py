@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from streams.settings import Settings
+from mugpos.core.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-MUGPOS = [sys.executable, "-m", "streams.cli"]
+MUGPOS = [sys.executable, "-m", "mugpos.cli"]
 ROOT = Path(__file__).resolve().parents[2]
 
 

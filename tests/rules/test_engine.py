@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rules.engine import MISSING_FIELD, WRONG_TYPE, RuleSet, guard_clauses
-from rules.fields import lookup_field
-from rules.language import compile_sentence
-from rules.model import AllOf, AnyOf, Compare, Condition, Not, Rule, rule_from_obj
-from streams.codec import codec
+from mugpos.core.codec import codec
+from mugpos.rules.engine import MISSING_FIELD, WRONG_TYPE, RuleSet, guard_clauses
+from mugpos.rules.fields import lookup_field
+from mugpos.rules.language import compile_sentence
+from mugpos.rules.model import AllOf, AnyOf, Compare, Condition, Not, Rule, rule_from_obj
 from tests.rules.conftest import mug, position
 
 

@@ -11,9 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rules.errors import RuleSyntaxError
-from rules.language import EXAMPLES, UNITS, compile_sentence, parse_sentence, tokenize
-from rules.model import (
+from mugpos.core.codec import codec
+from mugpos.rules.errors import RuleSyntaxError
+from mugpos.rules.examples import EXAMPLES
+from mugpos.rules.language import UNITS, compile_sentence, parse_sentence, tokenize
+from mugpos.rules.model import (
     AllOf,
     AnyOf,
     Compare,
@@ -24,7 +26,6 @@ from rules.model import (
     rule_to_json,
     rule_to_record,
 )
-from streams.codec import codec
 
 GRAMMAR = Path(__file__).resolve().parents[2] / "rules" / "GRAMMAR.md"
 

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rules.errors import RuleValidationError
-from rules.model import (
+from mugpos.core.codec import codec
+from mugpos.rules.errors import RuleValidationError
+from mugpos.rules.model import (
     AllOf,
     AnyOf,
     Compare,
@@ -25,7 +26,6 @@ from rules.model import (
     rule_to_json,
     rule_to_record,
 )
-from streams.codec import codec
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from rules.config import RulesConfig, RulesConfigError, load_config
-from rules.senders import (
+from mugpos.rules.config import RulesConfig, RulesConfigError, load_config
+from mugpos.rules.senders import (
     ACTION_ID_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,

@@ -7,12 +7,12 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from rules.language import compile_sentence
-from rules.model import Rule, rule_to_record
-from rules.store import RuleFeed, RuleRegistry, RuleStore, encode_rule
-from streams.codec import codec
-from streams.settings import Settings
-from streams.topics import ensure_topics
+from mugpos.core.codec import codec
+from mugpos.core.settings import Settings
+from mugpos.core.topics import ensure_topics
+from mugpos.rules.language import compile_sentence
+from mugpos.rules.model import Rule, rule_to_record
+from mugpos.storage.rules import RuleFeed, RuleRegistry, RuleStore, encode_rule
 
 pytestmark = pytest.mark.integration
 

@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from streams.cache import ResultCache
-from streams.metrics import CACHE_ERRORS, CACHE_REQUESTS
-from streams.settings import Settings
+from mugpos.core.settings import Settings
+from mugpos.storage.cache import ResultCache
+from mugpos.storage.metrics import CACHE_ERRORS, CACHE_REQUESTS
 
 pytestmark = pytest.mark.asyncio
 
@@ -42,7 +42,7 @@ async def test_redis_down_keeps_working_in_memory_counts_errors_and_logs_once(
     cache = ResultCache("redis://127.0.0.1:9/0", ttl_s=60, timeout_s=0.2)
     errors_before = _count(CACHE_ERRORS, "get") + _count(CACHE_ERRORS, "set")
     try:
-        with caplog.at_level(logging.WARNING, logger="streams.cache"):
+        with caplog.at_level(logging.WARNING, logger="mugpos.storage.cache"):
             for i in range(5):
                 assert await cache.get_many([f"k{i}"]) == {}
                 await cache.put_many({f"k{i}": b"v"})
@@ -55,9 +55,15 @@ async def test_redis_down_keeps_working_in_memory_counts_errors_and_logs_once(
         await cache.close()
 
 
-async def test_lru_evicts_the_least_recently_used() -> None:
-    cache = ResultCache("", lru_size=2)
+async def test_lru_evicts_the_least_recently_used_within_its_byte_budget() -> None:
+    cache = ResultCache("", memory_bytes=2)
     await cache.put_many({"a": b"1", "b": b"2"})
     assert await cache.get_many(["a"]) == {"a": b"1"}  # a is now the most recent
     await cache.put_many({"c": b"3"})
     assert await cache.get_many(["a", "b", "c"]) == {"a": b"1", "c": b"3"}
+
+
+async def test_an_entry_larger_than_the_memory_budget_goes_to_redis_only() -> None:
+    cache = ResultCache("", memory_bytes=4)
+    await cache.put_many({"big": b"12345", "small": b"1"})
+    assert await cache.get_many(["big", "small"]) == {"small": b"1"}

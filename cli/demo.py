@@ -26,12 +26,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from streams.consumer import consume_events
-from streams.errors import MugposError
-from streams.processes import started
-from streams.producer import ImageProducer
-from streams.settings import Settings, load_settings, settings_env
-from streams.topics import ensure_topics
+from mugpos.core.errors import MugposError
+from mugpos.core.settings import Settings, load_settings, settings_env
+from mugpos.core.topics import ensure_topics
+from mugpos.streams.consumer import consume_events
+from mugpos.streams.processes import started
+from mugpos.streams.producer import ImageProducer
 
 #: The four example rules of the README.
 DEMO_RULES = {
@@ -109,7 +109,7 @@ def demo_settings(data_dir: Path, broker: str | None, web_port: int) -> Settings
 
 def render_scenes(count: int, seed: int) -> list[tuple[str, str, bytes, dict[str, str]]]:
     """Drawn scenes as (image id, source, JPEG bytes, metadata with the scene's own scale)."""
-    from models.synth import render_scene
+    from mugpos.training.synth import render_scene
 
     scenes = []
     for i in range(count):
@@ -123,8 +123,8 @@ def render_scenes(count: int, seed: int) -> list[tuple[str, str, bytes, dict[str
 
 
 async def add_rules(settings: Settings) -> list[str]:
-    from rules.language import compile_sentence
-    from rules.store import RuleStore
+    from mugpos.rules.language import compile_sentence
+    from mugpos.storage.rules import RuleStore
 
     store = RuleStore(settings)
     names = []
@@ -251,7 +251,7 @@ def run_demo(
         console.print("rules: " + "; ".join(f"{n} ({DEMO_RULES[n]!r})" for n in rule_names))
         env = settings_env(settings)
         worker = stack.enter_context(
-            started([sys.executable, "-m", "streams.cli", "worker", "--role", "all"], data_dir / "worker.log", env)
+            started([sys.executable, "-m", "mugpos.cli", "worker", "--role", "all"], data_dir / "worker.log", env)
         )
         wait_for_port(web_port, 60, worker)
         scenes = render_scenes(count, seed)

@@ -8,13 +8,10 @@ photos (YOLO format) when given, and turns the run folder into one deployable ar
 file (``models.heads``) with a model card beside it (data, epochs, metrics, sha256 of head and trunk).
 """
 
-
 from __future__ import annotations
 
 import json
 import platform
-import re
-import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -22,60 +19,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import models  # noqa: F401  (offline environment before ultralytics is imported)
-from models.checksum import file_sha256
-from models.synth import CLASS_NAMES
+import mugpos.models  # offline environment before ultralytics is imported; home of the weights
+from mugpos.models.checksum import file_sha256
+from mugpos.training.card import write_card
+from mugpos.training.evaluation import map_per_class
+from mugpos.training.synth import CLASS_NAMES
+from mugpos.training.ultralytics_env import ensure_amp_check_weights, ensure_font, ultralytics_device
 
-DEFAULT_BASE = Path(__file__).resolve().parent / "weights" / "yolo26n.pt"
-YOLO26N_SHA256 = "9b09cc8bf347f0fc8a5f7657480587f25db09b34bf33b0652110fb03a8ad4fef"
-DEFAULT_OUT = Path(__file__).resolve().parent / "weights" / "mugpos-coaster-head.pt"
-
-
-def ensure_font() -> Path:
-    """Put a TTF where Ultralytics looks for Arial.ttf, so its dataset check never tries to download one."""
-    from ultralytics.utils import USER_CONFIG_DIR
-
-    target = Path(USER_CONFIG_DIR) / "Arial.ttf"
-    if target.is_file():
-        return target
-    import matplotlib
-
-    source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
-    if not source.is_file():
-        raise FileNotFoundError(f"no TTF to stand in for Arial.ttf (looked for {source})")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
-    return target
+WEIGHTS_DIR = Path(mugpos.models.__file__).resolve().parent / "weights"
+DEFAULT_BASE = WEIGHTS_DIR / "yolo26n.pt"
 
 
-def ensure_amp_check_weights(base: Path) -> Path | None:
-    """Put the base YOLO26n checkpoint where Ultralytics' CUDA AMP check loads it from.
-
-    On CUDA the trainer compares fp32 and fp16 outputs of ``WEIGHTS_DIR/yolo26n.pt`` and downloads that
-    file when it is missing; offline, that fails. The base weights are that very file (checked by
-    hash against the official release), so a copy avoids the download. Other bases: nothing is done.
-    """
-    from ultralytics.utils import WEIGHTS_DIR
-
-    target = Path(WEIGHTS_DIR) / "yolo26n.pt"
-    if target.is_file() or file_sha256(base) != YOLO26N_SHA256:
-        return target if target.is_file() else None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(base, target)
-    return target
-
-
-def ultralytics_device(device: str) -> str:
-    """``auto`` -> first CUDA GPU when present, else ``cpu``; ``cuda:N`` -> ``N`` (Ultralytics' spelling)."""
-    import torch
-
-    if device == "auto":
-        return "0" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} requested but CUDA is not available")
-        return device.partition(":")[2] or "0"
-    return device
+DEFAULT_OUT = WEIGHTS_DIR / "mugpos-coaster-head.pt"
 
 
 def read_data_yaml(data: str | Path) -> tuple[Path, dict[str, Any]]:
@@ -174,15 +129,17 @@ def train(
     extra: Mapping[str, Any] | None = None,
     evaluate_after: bool = True,
     photos: Sequence[str | Path] = (),
+    start: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train a new head on ``base``'s frozen trunk; write the head file to ``out`` and its model card.
 
     ``photos``: users' labelled photo sets (YOLO layout) to train on beside the rendered scenes.
+    ``start``: an earlier run's Ultralytics checkpoint to continue from (checked: same trunk as ``base``).
     Returns the card (also written as ``out`` with a ``.md`` suffix).
     """
     from ultralytics import YOLO
 
-    from models.heads import save_head
+    from mugpos.models.heads import save_head
 
     base_path, out_path = Path(base), Path(out)
     if not base_path.is_file():
@@ -216,7 +173,8 @@ def train(
     }
     args.update(extra or {})
     started = time.perf_counter()
-    model = YOLO(str(base_path))
+    # ``start``: an earlier run's checkpoint (its ``best.pt``) to go on training; its trunk must be the base's.
+    model = YOLO(str(start or base_path))
     args["freeze"] = trunk_layers(model.model)  # backbone and neck, batch-norm statistics included
     model.train(**args)
     seconds = time.perf_counter() - started
@@ -248,6 +206,7 @@ def train(
             "yaml": str(data_yaml),
             **_data_summary(_manifest(data_yaml)),
             "photo_sets": [str(p) for p in photos],
+            "started_from": str(start) if start else None,
         },
         "training": {
             "epochs": epochs,
@@ -270,8 +229,6 @@ def train(
         "license": "AGPL-3.0-or-later (derived from Ultralytics YOLO26n)",
     }
     if evaluate_after:
-        from models.evaluation import map_per_class
-
         # The head alone (Ultralytics' validator on the trained checkpoint, trunk identical to the base).
         card["metrics"]["synthetic_val"] = map_per_class(best, data_yaml, "val", imgsz=imgsz, device=device)
     write_card(out_path, card)
@@ -322,140 +279,3 @@ def _version(package: str) -> str:
     from importlib.metadata import version
 
     return version(package)
-
-
-# --------------------------------------------------------------------------------------------
-# Model card: markdown for people, with one JSON block that is the source of truth for tools.
-# --------------------------------------------------------------------------------------------
-
-_JSON_BLOCK = re.compile(r"```json\n(.*?)\n```", re.S)
-
-
-def card_path(weights: str | Path) -> Path:
-    """The card sits beside the weights, same name, ``.md``."""
-    return Path(weights).with_suffix(".md")
-
-
-def read_card(weights_or_card: str | Path) -> dict[str, Any]:
-    """The card's JSON block."""
-    path = Path(weights_or_card)
-    path = path if path.suffix == ".md" else card_path(path)
-    match = _JSON_BLOCK.search(path.read_text())
-    if not match:
-        raise ValueError(f"{path}: no JSON block")
-    data: dict[str, Any] = json.loads(match.group(1))
-    return data
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else ("-" if value is None else str(value))
-
-
-def _map_table(metrics: Mapping[str, Any]) -> list[str]:
-    rows = ["| class | images | instances | precision | recall | mAP50 | mAP50-95 |", "|---|---|---|---|---|---|---|"]
-    for cls, m in metrics.get("per_class", {}).items():
-        cells = [m.get(k) for k in ("images", "instances", "precision", "recall", "map50", "map50_95")]
-        rows.append(f"| {cls} | " + " | ".join(_fmt(c) for c in cells) + " |")
-    rows.append(f"| **all** | | | | | {_fmt(metrics.get('map50'))} | {_fmt(metrics.get('map50_95'))} |")
-    return rows
-
-
-def render_card(card: Mapping[str, Any]) -> str:
-    """Markdown for a person; the JSON block at the end carries everything."""
-    tr, data = card.get("training", {}), card.get("data", {})
-    if card.get("kind") == "head":
-        intro = (
-            "A second detection head (`mug`, `coaster`, `surface`) trained on the frozen trunk of the stock COCO "
-            "YOLO26n, on scenes rendered by `models/synth.py` (`mugpos synth`). `models.detector.Detector(base, "
-            "head=...)` runs one trunk pass and both heads: the COCO head's detections stay exactly the stock "
-            "model's, and `mug` (COCO `cup` and this head's `mug`) and `surface` (COCO `dining table` and this "
-            "head's `surface`) are merged by NMS; `coaster` comes from this head alone."
-        )
-    else:
-        intro = (
-            "YOLO26n fine-tuned from the COCO checkpoint on scenes rendered by `models/synth.py` "
-            "(`mugpos synth`), to detect `mug`, `coaster` and `surface` (table top). The class names are "
-            "the domain labels of `models/classmap.py`, so `models.detector.Detector` uses it as is."
-        )
-    lines = [
-        f"# Model card: {card.get('model')}",
-        "",
-        intro,
-        "",
-        f"- weights: `{card.get('weights')}` ({card.get('size_bytes')} bytes), sha256 `{card.get('sha256')}`",
-        f"- base: `{card.get('base', {}).get('weights')}` sha256 `{card.get('base', {}).get('sha256')}`",
-        f"- data: `mugpos synth` seed {data.get('seed')}, style `{data.get('style')}`, "
-        + ", ".join(f"{n} {k}" for k, n in (data.get("splits") or {}).items()),
-        f"- training: {tr.get('epochs_run')} of {tr.get('epochs')} epochs at {tr.get('imgsz')} px, batch "
-        f"{tr.get('batch')}, on {tr.get('device')} ({tr.get('device_name')}), {tr.get('seconds')} s, "
-        f"Ultralytics {tr.get('ultralytics')}, torch {tr.get('torch')}",
-        f"- license: {card.get('license')}",
-    ]
-    for note in card.get("notes", []):
-        lines.append(f"- note: {note}")
-    metrics = card.get("metrics", {})
-    if "synthetic_val" in metrics:
-        lines += [
-            "",
-            "## Validation split of the training data (same style and seed; "
-            + ("this head alone, Ultralytics' validator)" if card.get("kind") == "head" else "Ultralytics' validator)"),
-            "",
-            *_map_table(metrics["synthetic_val"]),
-        ]
-    ev = card.get("evaluation")
-    if ev:
-        ev_data = ev.get("data", {})
-        lines += [
-            "",
-            f"## Held-out evaluation (`mugpos eval`, {ev_data.get('style')} style, seed {ev_data.get('seed')})",
-            "",
-            "Boxes as the service emits them (both heads merged, confidence "
-            f"{ev.get('confidence')}, {ev.get('letterbox', 'square')} letterbox, {ev.get('imgsz')} px); "
-            "AP over the detections above that threshold.",
-            "",
-        ]
-        lines += _map_table(ev.get("detection", {}))
-        pos = ev.get("positioning", {})
-        if pos:
-            ceiling = pos.get("ceiling_with_true_boxes", {})
-            lines += [
-                "",
-                f"Positioning over {pos.get('mugs')} true mugs (share detected at IoU 0.5: "
-                f"{_fmt(pos.get('mug_recall_iou50'))}; "
-                "a missed mug counts as wrong except in the 'detected mugs' rows). The last column applies the same "
-                "rules to the true boxes: the most a perfect detector could score.",
-                "",
-                "| positioning outcome | accuracy | with true boxes |",
-                "|---|---|---|",
-            ]
-            for key, value in pos.get("accuracy", {}).items():
-                lines.append(f"| {key} | {_fmt(value)} | {_fmt(ceiling.get(key))} |")
-        photos = ev.get("photos", {})
-        if photos:
-            lines += ["", "| real photo | mugs | coasters | surfaces | what a person sees |", "|---|---|---|---|---|"]
-            for name, p in photos.get("images", {}).items():
-                c = p.get("counts", {})
-                counts = " | ".join(str(c.get(k, 0)) for k in CLASS_NAMES)
-                lines.append(f"| {name} | {counts} | {p.get('expected')} |")
-            if "phantom_mugs_or_coasters" in photos:
-                lines += [
-                    "",
-                    f"Phantom mugs or coasters (more than a person sees): {photos['phantom_mugs_or_coasters']}; "
-                    f"real cups found as a mug: {photos.get('real_cups_found')} of {photos.get('real_cups')}.",
-                ]
-    lines += ["", "## Machine-readable", "", "```json", json.dumps(card, indent=2, sort_keys=False), "```", ""]
-    return "\n".join(lines)
-
-
-def write_card(weights: str | Path, card: Mapping[str, Any]) -> Path:
-    path = card_path(weights)
-    path.write_text(render_card(card))
-    return path
-
-
-def update_card(weights: str | Path, **sections: Any) -> dict[str, Any]:
-    """Merge sections (e.g. ``evaluation=...``) into an existing card and rewrite it."""
-    card = read_card(weights)
-    card.update(sections)
-    write_card(weights, card)
-    return card

@@ -1,6 +1,6 @@
 """``mugpos synth``, ``mugpos train``, ``mugpos eval``: build and prove the mug / coaster / surface detector.
 
-A CLI extension (see ``EXTENSIONS`` in ``streams/cli.py``). The heavy libraries (torch,
+A CLI extension (see ``EXTENSIONS`` in ``mugpos.cli.main``). The heavy libraries (torch,
 Ultralytics) are imported inside the commands, so ``mugpos --help`` stays fast.
 """
 
@@ -28,7 +28,7 @@ def _backdrop_paths(spec: str | None) -> list[Path]:
     if spec is None:
         return []
     if spec == "installed":
-        from models.photos import backdrop_photos
+        from mugpos.training.photos import backdrop_photos
 
         found = backdrop_photos()
         if not found:
@@ -69,7 +69,7 @@ def synth(
     ] = None,
 ) -> None:
     """Render labelled table scenes (mug, coaster, surface) in YOLO format, with per-scene ground truth."""
-    from models import synth as synth_mod
+    from mugpos.training import synth as synth_mod
 
     if style not in synth_mod.STYLES:
         _fail(f"--style must be one of {', '.join(synth_mod.STYLES)}, got {style!r}")
@@ -140,13 +140,14 @@ def train(
     """Train the mug / coaster / surface head on the frozen COCO trunk; write the head file and its card."""
     if imgsz % 32:
         _fail(f"--imgsz must be a multiple of 32, got {imgsz}")
-    from models.training import train as run_training
+    from mugpos.training.train import train as run_training
 
     started = time.perf_counter()
     try:
         card = run_training(
-            scenes, out, base=base, photos=list(data or []), epochs=epochs, imgsz=imgsz, batch=batch, device=device, workers=workers,
-            run_dir=run_dir, name=name, seed=seed, patience=patience, cache=cache, evaluate_after=evaluate,
+            scenes, out, base=base, photos=list(data or []), epochs=epochs, imgsz=imgsz, batch=batch,
+            device=device, workers=workers, run_dir=run_dir, name=name, seed=seed, patience=patience, cache=cache,
+            evaluate_after=evaluate,
         )  # fmt: skip
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))
@@ -194,8 +195,8 @@ def evaluate(
         _fail(f"weights not found: {weights}")
     if imgsz % 32:
         _fail(f"--imgsz must be a multiple of 32, got {imgsz}")
-    from models.evaluation import evaluate as run_eval
-    from models.heads import HeadError, is_head_file
+    from mugpos.models.heads import HeadError, is_head_file
+    from mugpos.training.evaluation import evaluate as run_eval
 
     head: Path | None = None
     if is_head_file(weights):
@@ -213,8 +214,8 @@ def evaluate(
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(json.dumps(result, indent=2) + "\n")
     if card:
-        from models.evaluation import card_section
-        from models.training import card_path, update_card
+        from mugpos.training.card import card_path, update_card
+        from mugpos.training.evaluation import card_section
 
         described = head or weights
         if card_path(described).is_file():

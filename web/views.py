@@ -7,7 +7,6 @@ time and never logged.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from importlib import resources
@@ -16,18 +15,18 @@ from typing import TYPE_CHECKING, Any
 from aiokafka.admin import AIOKafkaAdminClient
 from faust import web
 
-from streams.codec import to_jsonable
+from mugpos.core.codec import to_jsonable
 
 if TYPE_CHECKING:
-    from streams.app import MugposApp
+    from mugpos.streams.app import MugposApp
 
 log = logging.getLogger(__name__)
 
 _IMAGE_ID_MAX = 512
 
 
-def register_views(app: MugposApp) -> None:
-    """Attach the project's pages to ``app``."""
+def register_read_views(app: MugposApp) -> None:
+    """Attach the read pages (health, readiness, stats, results, annotated images, dashboard) to ``app``."""
     _setup_metrics(app)
     readiness = BrokerProbe(app)
 
@@ -72,10 +71,6 @@ def register_views(app: MugposApp) -> None:
     async def dashboard(self: web.View, request: web.Request) -> web.Response:
         return self.html(dashboard_html())
 
-    from streams.web_rules import register_rule_views  # imports this module: bound here, not at the top
-
-    register_rule_views(app)
-
 
 def valid_image_id(image_id: str) -> bool:
     return 0 < len(image_id) <= _IMAGE_ID_MAX and image_id.isprintable()
@@ -89,20 +84,7 @@ def model_ready(app: MugposApp) -> bool:
 
 
 def dashboard_html() -> str:
-    return resources.files("streams").joinpath("dashboard.html").read_text(encoding="utf-8")
-
-
-def check_token(request: web.Request, write_tokens: tuple[str, ...], read_tokens: tuple[str, ...]) -> int | None:
-    """None when the request may mutate; else the HTTP status to answer (401 or 403)."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return 401
-    if any(hmac.compare_digest(token.encode(), t.encode()) for t in write_tokens if t):
-        return None
-    if any(hmac.compare_digest(token.encode(), t.encode()) for t in read_tokens if t):
-        return 403
-    return 401
+    return resources.files("mugpos.web").joinpath("dashboard.html").read_text(encoding="utf-8")
 
 
 class BrokerProbe:

@@ -7,7 +7,7 @@ every scene and compares the outcome per mug with the renderer's ground truth: o
 not, and within N cm of a table edge or not. The same rules applied to the *true* boxes give the
 ceiling that a perfect detector would reach, so rule error and detector error can be told apart.
 
-Real photos: the evaluation set of ``models.photos`` (shipped inside installed packages, never
+Real photos: the evaluation set of ``mugpos.training.photos`` (shipped inside installed packages, never
 used for training). A mug or coaster found where a person sees none is a phantom; the one real
 cup (scikit-image's coffee) must still be found as a mug.
 """
@@ -24,10 +24,11 @@ from typing import Any
 
 import numpy as np
 
-import models  # noqa: F401  (offline environment before ultralytics is imported)
-from models.checksum import file_sha256
-from models.photos import EVAL_BY_NAME, eval_photos
-from models.synth import CLASS_NAMES
+import mugpos.models  # noqa: F401  (offline environment before ultralytics is imported)
+from mugpos.models.checksum import file_sha256
+from mugpos.training.photos import EVAL_BY_NAME, eval_photos
+from mugpos.training.synth import CLASS_NAMES
+from mugpos.training.ultralytics_env import ensure_font, ultralytics_device
 
 #: Acceptance targets on the held-out rendered style: recall at IoU 0.5 of the merged output, positioning.
 TARGETS: dict[str, float] = {"recall_mug": 0.97, "recall_coaster": 0.93, "on_coaster": 0.97}
@@ -35,7 +36,7 @@ IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 
 
 def installed_photos() -> dict[str, Path]:
-    """The evaluation photos installed here (``models.photos.EVAL``): name -> path."""
+    """The evaluation photos installed here (``mugpos.training.photos.EVAL``): name -> path."""
     return eval_photos()
 
 
@@ -64,8 +65,6 @@ def map_per_class(
 ) -> dict[str, Any]:
     """Per-class precision, recall, mAP50 and mAP50-95 from Ultralytics' validator on one split."""
     from ultralytics import YOLO
-
-    from models.training import ensure_font, ultralytics_device
 
     root = _root_of(data)
     if not (root / "images" / split).is_dir():
@@ -154,7 +153,7 @@ def positions(
     camera looks down at an angle, so a vertical pixel covers more table than a horizontal one.
     ``None`` means no closed edge is visible (the table goes on beyond the picture).
     """
-    from models import positioning as pos
+    from mugpos.models import positioning as pos
 
     cfg = pos.DEFAULT_CONFIG
     frame = (0.0, 0.0, float(width), float(height))
@@ -461,14 +460,12 @@ def evaluate(
     """
     if letterbox not in ("square", "rect"):
         raise ValueError(f"letterbox must be square or rect, got {letterbox!r}")
-    from models.detector import Detector
+    from mugpos.models.detector import Detector
 
     root = _root_of(data)
     manifest_path = root / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    detector = Detector(
-        weights, device=device, image_size=imgsz, confidence=conf, rect=letterbox == "rect", head=head
-    )
+    detector = Detector(weights, device=device, image_size=imgsz, confidence=conf, rect=letterbox == "rect", head=head)
     boxes = BoxMetrics()
     report: dict[str, Any] = {
         "weights": str(weights),
@@ -481,7 +478,7 @@ def evaluate(
         "letterbox": letterbox,
         "confidence": conf,
         "device": str(detector.device),
-        "positioning_rules": "models.positioning: footprint = bottom quarter of the mug box; "
+        "positioning_rules": "mugpos.models.positioning: footprint = bottom quarter of the mug box; "
         "on_coaster = footprint centre inside a coaster box; edge gap = footprint to closed surface-box sides",
         "positioning": positioning_accuracy(detector, root, split, edge_cm=edge_cm, boxes=boxes),
         "photos": photo_check(detector, photos),

@@ -8,24 +8,26 @@ with the LRU alone, counts every failed call, and logs once per outage rather th
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 
+from cachetools import LRUCache
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from streams.metrics import CACHE_ERRORS, CACHE_REQUESTS
+from mugpos.storage.metrics import CACHE_ERRORS, CACHE_REQUESTS
 
 log = logging.getLogger(__name__)
 
 
 class ResultCache:
-    """LRU + Redis cache of serialized results (bytes)."""
+    """In-process LRU (bounded by bytes) + Redis cache of serialized results (bytes)."""
 
-    def __init__(self, redis_url: str = "", ttl_s: int = 86_400, lru_size: int = 4096, timeout_s: float = 0.5) -> None:
+    def __init__(
+        self, redis_url: str = "", ttl_s: int = 86_400, memory_bytes: int = 64 * 1024 * 1024, timeout_s: float = 0.5
+    ) -> None:
         self.ttl_s = ttl_s
-        self.lru_size = lru_size
-        self._lru: OrderedDict[str, bytes] = OrderedDict()
+        self.memory_bytes = memory_bytes
+        self._lru: LRUCache[str, bytes] = LRUCache(maxsize=memory_bytes, getsizeof=len)
         self._redis: Redis | None = (
             Redis.from_url(redis_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s) if redis_url else None
         )
@@ -36,11 +38,10 @@ class ResultCache:
         hits: dict[str, bytes] = {}
         missing: list[str] = []
         for key in dict.fromkeys(keys):
-            value = self._lru.get(key)
+            value = self._lru.get(key)  # a hit makes the entry the most recently used
             if value is None:
                 missing.append(key)
                 continue
-            self._lru.move_to_end(key)
             hits[key] = value
             CACHE_REQUESTS.labels("memory", "hit").inc()
         if missing:
@@ -78,10 +79,8 @@ class ResultCache:
         return self._redis is not None and not self._redis_down
 
     def _remember(self, key: str, value: bytes) -> None:
-        self._lru[key] = value
-        self._lru.move_to_end(key)
-        while len(self._lru) > self.lru_size:
-            self._lru.popitem(last=False)
+        if len(value) <= self.memory_bytes:  # cachetools refuses (ValueError) an entry larger than the whole cache
+            self._lru[key] = value
 
     async def _redis_mget(self, keys: list[str]) -> list[bytes | None]:
         if self._redis is None:

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from streams.errors import BrokerUnavailable
-from streams.settings import Settings
+from mugpos.core.errors import BrokerUnavailable
+from mugpos.core.settings import Settings
 
 log = logging.getLogger(__name__)
 

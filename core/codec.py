@@ -20,7 +20,7 @@ from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 from fastavro.validation import validate
 
-import schemas
+from mugpos import schemas
 
 MAGIC = b"\xc3\x01"
 HEADER_SIZE = len(MAGIC) + 8

@@ -30,15 +30,15 @@ from typing import TYPE_CHECKING, Any, cast
 from aiohttp import web as aioweb
 from faust import web
 
-from rules.errors import RuleError, RuleSyntaxError, RuleValidationError
-from rules.model import MAX_JSON_BYTES, RULE_ID, Rule, rule_to_json
-from streams.errors import MugposError
-from streams.web import check_token
+from mugpos.core.errors import MugposError
+from mugpos.rules.errors import RuleError, RuleSyntaxError, RuleValidationError
+from mugpos.rules.model import MAX_JSON_BYTES, RULE_ID, Rule, rule_to_json
+from mugpos.web.auth import check_token
 
 if TYPE_CHECKING:
-    from rules.config import RulesConfig
-    from rules.store import RuleRegistry
-    from streams.app import MugposApp
+    from mugpos.rules.config import RulesConfig
+    from mugpos.storage.rules import RuleRegistry
+    from mugpos.streams.app import MugposApp
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class RulesApi:
     def config(self) -> RulesConfig:
         """The webhook allowlist and friends, read once (a bad variable is the server's fault: 500)."""
         if self._config is None:
-            from rules.config import load_config
+            from mugpos.rules.config import load_config
 
             try:
                 self._config = load_config()
@@ -129,7 +129,7 @@ class RulesApi:
 
     def build(self, spec: Any, path: str = "") -> Rule:
         """A rule from a request's JSON (sentence form or full rule); 400 for syntax, 422 for the rest."""
-        from rules.manage import check_publish_target, rule_from_spec
+        from mugpos.rules.manage import check_publish_target, rule_from_spec
 
         try:
             rule = rule_from_spec(spec, allowlist=self.config().webhook_allowlist)
@@ -151,7 +151,7 @@ class RulesApi:
 
     async def store(self, operation: Callable[[Any], Awaitable[Any]]) -> Any:
         """Run ``operation(RuleStore)``; a broker that cannot be reached is a 503."""
-        from rules.store import RuleStore
+        from mugpos.storage.rules import RuleStore
 
         try:
             return await operation(RuleStore(self.app.settings))
@@ -238,7 +238,7 @@ def register_rule_views(app: MugposApp) -> None:
         return view.bytes(b"", status=204)
 
     async def try_rules(view: web.View, request: web.Request) -> web.Response:
-        from rules.manage import try_rule
+        from mugpos.rules.manage import try_rule
 
         api.require_read(request)
         body = await read_json(request)

@@ -1,4 +1,4 @@
-"""``mugpos rules``: add, list, remove and test rules (an extension loaded by ``streams.cli``).
+"""``mugpos rules``: add, list, remove and test rules (an extension loaded by ``mugpos.cli.main``).
 
 Rules are written to the compacted rules topic, which every worker follows, so ``add`` and ``rm``
 take effect on running workers within a poll interval. Every rule is validated here first, the
@@ -36,7 +36,7 @@ def _fail_plain(message: str, code: int = EXIT_FATAL) -> NoReturn:
 
 
 def _settings() -> Any:
-    from streams.settings import SettingsError, get_settings
+    from mugpos.core.settings import SettingsError, get_settings
 
     try:
         return get_settings()
@@ -45,8 +45,8 @@ def _settings() -> Any:
 
 
 def _config() -> Any:
-    from rules.config import load_config
-    from rules.errors import RuleError
+    from mugpos.rules.config import load_config
+    from mugpos.rules.errors import RuleError
 
     try:
         return load_config()
@@ -75,9 +75,9 @@ def _build_rule(
     overrides: dict[str, Any] | None = None,
 ) -> Any:
     """A validated rule from a sentence or a JSON file; exits 2 with the parser's message otherwise."""
-    from rules.errors import RuleSyntaxError, RuleValidationError
-    from rules.manage import rule_from_sentence
-    from rules.model import MAX_JSON_BYTES, rule_from_json
+    from mugpos.rules.errors import RuleSyntaxError, RuleValidationError
+    from mugpos.rules.manage import rule_from_sentence
+    from mugpos.rules.model import MAX_JSON_BYTES, rule_from_json
 
     if (text is None) == (file is None):
         _fail('give either a sentence ("alert when a mug is not on a coaster") or --file rule.json')
@@ -92,8 +92,8 @@ def _build_rule(
 
 
 def _check_publish_target(rule: Any, settings: Any) -> None:
-    from rules.errors import RuleValidationError
-    from rules.manage import check_publish_target
+    from mugpos.rules.errors import RuleValidationError
+    from mugpos.rules.manage import check_publish_target
 
     try:
         check_publish_target(rule, settings)
@@ -102,7 +102,7 @@ def _check_publish_target(rule: Any, settings: Any) -> None:
 
 
 def _run(coro: Any) -> Any:
-    from streams.errors import MugposError
+    from mugpos.core.errors import MugposError
 
     try:
         return asyncio.run(coro)
@@ -134,8 +134,8 @@ def register(cli: typer.Typer) -> None:
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and print; store nothing.")] = False,
     ) -> None:
         """Compile and store a rule; prints its JSON (stdout) and id (stderr)."""
-        from rules.model import rule_to_json
-        from rules.store import RuleStore
+        from mugpos.rules.model import rule_to_json
+        from mugpos.storage.rules import RuleStore
 
         config = _config()
         overrides: dict[str, Any] = {
@@ -175,8 +175,8 @@ def register(cli: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="One JSON rule per line.")] = False,
     ) -> None:
         """Read the rules topic from the beginning and show the current rules."""
-        from rules.model import describe, rule_to_json
-        from rules.store import RuleStore
+        from mugpos.rules.model import describe, rule_to_json
+        from mugpos.storage.rules import RuleStore
 
         settings = _settings()
         registry = _run(RuleStore(settings).read())
@@ -209,8 +209,8 @@ def register(cli: typer.Typer) -> None:
         force: Annotated[bool, typer.Option("--force", help="Write the tombstone even if the id is unknown.")] = False,
     ) -> None:
         """Delete a rule (a tombstone on the compacted rules topic)."""
-        from rules.model import RULE_ID
-        from rules.store import RuleStore
+        from mugpos.rules.model import RULE_ID
+        from mugpos.storage.rules import RuleStore
 
         if not RULE_ID.fullmatch(rule_id):
             _fail(f"{rule_id!r} is not a rule id")
@@ -234,7 +234,7 @@ def register(cli: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Evaluate a rule offline against position events; prints one JSON result per event."""
-        from rules.manage import try_rule
+        from mugpos.rules.manage import try_rule
 
         config = _config()
         rule = _build_rule(text, file, allowlist=config.webhook_allowlist)
@@ -250,8 +250,8 @@ def register(cli: typer.Typer) -> None:
 
 def _load_events(text: str, path: Path) -> list[Any]:
     """Position events from JSON: one object, a list of objects, or one object per line."""
-    from rules.errors import RuleError
-    from rules.manage import parse_events
+    from mugpos.rules.errors import RuleError
+    from mugpos.rules.manage import parse_events
 
     try:
         return parse_events(text)

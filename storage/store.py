@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import mimetypes
 import os
-import random
 import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -36,10 +35,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self, TypeVar, cast, runtime_checkable
 
-from streams.errors import MugposError
+import aiohttp
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from mugpos.core.errors import MugposError
 
 if TYPE_CHECKING:
-    from streams.settings import Settings
+    from mugpos.core.settings import Settings
 
 Scheme = Literal["s3", "r2", "file"]
 T = TypeVar("T")
@@ -291,10 +293,11 @@ class S3Store(_StoreBase):
     """An S3-compatible bucket (AWS, Cloudflare R2, SeaweedFS, MinIO) via one long-lived aioboto3
     client, so connections are pooled across calls.
 
-    botocore's own retries are off: ours retry only transient failures (connection errors,
-    timeouts, 5xx, throttling) with exponential backoff and jitter, while 4xx answers (missing
-    object, denied credentials) fail at once. A semaphore bounds in-flight requests to the
-    connection pool size, and is not held while backing off.
+    Retries are botocore's standard mode (``retries`` + 1 attempts in all): connection errors,
+    timeouts, 5xx and throttling are retried with capped exponential backoff and jitter, while 4xx
+    answers (missing object, denied credentials) fail at once. A body cut off mid-download is
+    retried here (tenacity), since botocore's retries end with the response headers. A semaphore
+    bounds in-flight requests to the connection pool size.
     """
 
     def __init__(
@@ -373,7 +376,9 @@ class S3Store(_StoreBase):
                 config = Config(
                     # Custom endpoints (SeaweedFS, MinIO, R2) serve buckets as paths; AWS prefers hosts.
                     s3={"addressing_style": "path" if self.endpoint else "auto"},
-                    retries={"max_attempts": 1},
+                    # botocore's standard mode retries what is worth retrying (connection errors, timeouts,
+                    # 5xx, throttling) with capped exponential backoff and jitter; 4xx answers are final.
+                    retries={"mode": "standard", "total_max_attempts": self._retries + 1},
                     connect_timeout=self._connect_timeout,
                     read_timeout=self._read_timeout,
                     max_pool_connections=self._concurrency,
@@ -491,37 +496,45 @@ class S3Store(_StoreBase):
     # -- retries and error mapping ---------------------------------------------------------
 
     async def _run(self, op: Op, loc: StoreLocation, call: Callable[[Any], Awaitable[T]]) -> T:
+        """One store call: botocore retries the request; failures are mapped to typed store errors.
+
+        tenacity retries only a body that breaks off mid-stream: botocore's retries end when the
+        response headers arrive, so a download cut short after that would otherwise fail at once.
+        """
         from botocore.exceptions import BotoCoreError, ClientError
 
-        attempt = 0
-        while True:
-            try:
-                async with self._semaphore:
-                    return await call(await self._ensure_client())
-            except StoreError:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(_is_broken_body),
+            stop=stop_after_attempt(self._retries + 1),
+            wait=wait_random_exponential(multiplier=self._backoff_base, max=self._backoff_max),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    async with self._semaphore:
+                        return await call(await self._ensure_client())
+        except StoreError:
+            raise
+        except ClientError as exc:
+            permanent = self._client_error(exc, op, loc)
+            if permanent is not None:
+                raise permanent from exc
+            tries = int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts") or 0) + 1
+            raise self._unavailable(op, loc, exc, tries) from exc
+        except (BotoCoreError, OSError, TimeoutError) as exc:
+            if not _is_transient(exc):
+                raise StoreError(
+                    f"S3 client error on {op} {loc.uri} at {self._where}: {exc}"
+                    + (" (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)" if "credentials" in str(exc) else ""),
+                    uri=loc.uri,
+                ) from exc
+            raise self._unavailable(op, loc, exc, self._retries + 1) from exc
+        except Exception as exc:  # aiohttp payload errors and the like surface unwrapped
+            if not _is_transient(exc):
                 raise
-            except ClientError as exc:
-                permanent = self._client_error(exc, op, loc)
-                if permanent is not None:
-                    raise permanent from exc
-                failure: Exception = exc
-            except (BotoCoreError, OSError, TimeoutError) as exc:
-                if not _is_transient(exc):
-                    raise StoreError(
-                        f"S3 client error on {op} {loc.uri} at {self._where}: {exc}"
-                        + (" (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)" if "credentials" in str(exc) else ""),
-                        uri=loc.uri,
-                    ) from exc
-                failure = exc
-            except Exception as exc:  # aiohttp payload errors and the like surface unwrapped
-                if not _is_transient(exc):
-                    raise
-                failure = exc
-            if attempt >= self._retries:
-                raise self._unavailable(op, loc, failure, attempt + 1) from failure
-            delay = min(self._backoff_max, self._backoff_base * 2**attempt)
-            await asyncio.sleep(delay / 2 + random.uniform(0, delay / 2))
-            attempt += 1
+            raise self._unavailable(op, loc, exc, self._retries + 1) from exc
+        raise AssertionError("unreachable: tenacity returns or raises")  # pragma: no cover
 
     def _client_error(self, exc: Any, op: Op, loc: StoreLocation) -> StoreError | None:
         """The error to raise at once for a 4xx answer, or None when the failure is transient."""
@@ -559,20 +572,21 @@ class S3Store(_StoreBase):
         return StoreUnavailable(f"cannot reach S3 at {self._where} ({op} {loc.uri}) after {tries}: {exc}", uri=loc.uri)
 
 
+def _is_broken_body(exc: BaseException) -> bool:
+    """A response body that broke off mid-stream (after botocore's own retries were over)."""
+    from botocore import exceptions as boto
+
+    streaming = getattr(boto, "ResponseStreamingError", boto.IncompleteReadError)
+    return isinstance(exc, (boto.IncompleteReadError, streaming, aiohttp.ClientPayloadError))
+
+
 def _is_transient(exc: BaseException) -> bool:
     """Connection trouble and timeouts: worth another attempt."""
     from botocore.exceptions import ConnectionError as BotoConnectionError
     from botocore.exceptions import HTTPClientError, IncompleteReadError
 
-    try:
-        import aiohttp
-    except ImportError:  # pragma: no cover - aiobotocore depends on it
-        aiohttp_errors: tuple[type[BaseException], ...] = ()
-    else:
-        aiohttp_errors = (aiohttp.ClientError,)
-    return isinstance(
-        exc, (BotoConnectionError, HTTPClientError, IncompleteReadError, TimeoutError, ConnectionError, *aiohttp_errors)
-    )
+    transient = (BotoConnectionError, HTTPClientError, IncompleteReadError, TimeoutError, ConnectionError)
+    return isinstance(exc, (*transient, aiohttp.ClientError))
 
 
 # -- local directory -------------------------------------------------------------------------

@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from rules.engine import EMPTY, RuleSet
-from rules.errors import RuleValidationError
-from rules.metrics import RULES_LOADED, RULES_REJECTED
-from rules.model import RULE_ID, Rule, rule_from_record, rule_to_record
-from streams.codec import CodecError, codec
-from streams.errors import BrokerUnavailable
-from streams.settings import Settings
-from streams.topics import ensure_topics
+from mugpos.core.codec import CodecError, codec
+from mugpos.core.errors import BrokerUnavailable
+from mugpos.core.settings import Settings
+from mugpos.core.topics import ensure_topics
+from mugpos.rules.engine import EMPTY, RuleSet
+from mugpos.rules.errors import RuleValidationError
+from mugpos.rules.metrics import RULES_LOADED, RULES_REJECTED
+from mugpos.rules.model import RULE_ID, Rule, rule_from_record, rule_to_record
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from streams.codec import to_json_line
-from streams.errors import MugposError
-from streams.settings import Settings, SettingsError, env_name, get_settings
+from mugpos.core.codec import to_json_line
+from mugpos.core.errors import MugposError
+from mugpos.core.settings import Settings, SettingsError, env_name, get_settings
 
 cli = typer.Typer(
     name="mugpos",
@@ -70,7 +70,7 @@ def produce(
     concurrency: Annotated[int, typer.Option(min=1, max=256, help="Uploads in flight.")] = 8,
 ) -> None:
     """Upload images to the store and produce one ImageEvent each."""
-    from streams.producer import ImageProducer, collect_images
+    from mugpos.streams.producer import ImageProducer, collect_images
 
     settings = _settings()
     metadata = _parse_metadata(meta)
@@ -137,8 +137,8 @@ def tail(
     timeout: Annotated[float | None, typer.Option(min=0.1, help="Stop after S seconds without events.")] = None,
 ) -> None:
     """Print a topic's decoded events as JSON lines."""
-    from streams.consumer import consume_events
-    from streams.topics import resolve_topic
+    from mugpos.core.topics import resolve_topic
+    from mugpos.streams.consumer import consume_events
 
     settings = _settings()
     try:
@@ -179,8 +179,8 @@ def worker(
     role: Annotated[str, typer.Option(help="all, detect, analyze or control.")] = "all",
 ) -> None:
     """Run a Faust worker for one role (each role is its own consumer group)."""
-    from streams.app import ROLES, create_app
-    from streams.topics import ensure_topics
+    from mugpos.core.topics import ensure_topics
+    from mugpos.streams.app import ROLES, create_app
 
     settings = _settings()
     if role not in ROLES:
@@ -191,10 +191,11 @@ def worker(
         _fail(str(exc))
     import faust
 
-    import agents
+    from mugpos import agents, web
 
     try:
         app = create_app(settings, role)
+        web.register_views(app)
         agents.register(app)
     except MugposError as exc:  # e.g. an impossible control configuration: say so before starting
         _fail(str(exc))
@@ -211,7 +212,7 @@ def demo(
     timeout: Annotated[float, typer.Option(min=10, help="Longest wait for all verdicts, seconds.")] = 180.0,
 ) -> None:
     """Run the whole pipeline locally on embedded defaults and show the verdicts as they arrive."""
-    from streams.demo import run_demo
+    from mugpos.cli.demo import run_demo
 
     try:
         code = run_demo(count=count, seed=seed, data_dir=data_dir, web_port=port, wait=wait, timeout_s=timeout)
@@ -223,7 +224,7 @@ def demo(
 @topics_cli.command("create")
 def topics_create() -> None:
     """Create the missing topics with their configured partition counts."""
-    from streams.topics import ensure_topics, topic_specs
+    from mugpos.core.topics import ensure_topics, topic_specs
 
     settings = _settings()
     try:
@@ -238,7 +239,7 @@ def topics_create() -> None:
 @topics_cli.command("list")
 def topics_list() -> None:
     """Show the topics this configuration uses."""
-    from streams.topics import topic_specs
+    from mugpos.core.topics import topic_specs
 
     for spec in topic_specs(_settings()):
         extra = ",".join(f"{k}={v}" for k, v in spec.configs.items())
@@ -256,7 +257,7 @@ def show_settings() -> None:
 
 
 #: Modules that add command groups to the CLI; each has ``register(cli: typer.Typer) -> None``.
-EXTENSIONS: tuple[str, ...] = ("streams.cli_ml", "streams.cli_rules")
+EXTENSIONS: tuple[str, ...] = ("mugpos.cli.ml", "mugpos.cli.rules")
 
 
 def _load_extensions() -> None:

@@ -9,19 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from cachetools import LRUCache
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, UpdateOne
 from pymongo.errors import BulkWriteError, PyMongoError
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    wait_exponential_jitter,
+)
 
-from models.annotate import annotate, encode_jpeg
-from models.imaging import decode_image
-from streams.metrics import SINK_RETRIES
-from streams.settings import Settings
-from streams.store import ObjectStore
+from mugpos.core.settings import Settings
+from mugpos.models.annotate import annotate, encode_jpeg
+from mugpos.models.imaging import decode_image
+from mugpos.storage.metrics import SINK_RETRIES
+from mugpos.storage.store import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +75,7 @@ class ResultsStore:
     def __init__(self, settings: Settings, store: ObjectStore | None = None, memory_size: int = 512) -> None:
         self.settings = settings
         self.object_store = store
-        self._memory: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._memory_size = memory_size
+        self._memory: LRUCache[str, dict[str, Any]] = LRUCache(maxsize=memory_size)
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
         if settings.mongodb_uri:
             self._client = AsyncMongoClient(settings.mongodb_uri, serverSelectionTimeoutMS=3000, tz_aware=True)
@@ -100,11 +106,9 @@ class ResultsStore:
                 entry.setdefault("actions", {})[record["action_id"]] = record
             return
         image_id = str(record["image_id"])
-        entry = self._memory.pop(image_id, {"image_id": image_id})
+        entry = self._memory.get(image_id) or {"image_id": image_id}
         entry[KIND_FIELDS[kind]] = record
-        self._memory[image_id] = entry
-        while len(self._memory) > self._memory_size:
-            self._memory.popitem(last=False)
+        self._memory[image_id] = entry  # the latest result, most recently used
 
     async def write(self, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
         """Bulk-upsert ``(kind, record)`` pairs; raises PyMongoError on transient failure (retry it),
@@ -147,25 +151,31 @@ class ResultsStore:
         Returns the indexes MongoDB refused permanently (to be dead-lettered). The caller's offsets
         are not committed while this waits, so nothing is acknowledged before it is stored.
         """
-        delay = 0.5
-        attempt = 0
-        while True:
-            try:
-                await self.write(items)
-                if attempt:
-                    log.warning("results store: MongoDB is back after %d failed attempt(s)", attempt)
-                return []
-            except PermanentWriteError as exc:
-                return exc.indexes
-            except PyMongoError as exc:
-                attempt += 1
-                if attempt == 1:
-                    log.warning("results store: MongoDB write failed (%r); retrying with backoff", exc)
-                SINK_RETRIES.inc()
-                if stop is not None and stop.is_set():
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        failures = 0
+
+        def note(state: RetryCallState) -> None:
+            nonlocal failures
+            failures += 1
+            SINK_RETRIES.inc()
+            exc = state.outcome.exception() if state.outcome is not None else None
+            if failures == 1:
+                log.warning("results store: MongoDB write failed (%r); retrying with backoff", exc)
+            if stop is not None and stop.is_set() and exc is not None:
+                raise exc  # shutting down: give up the wait, nothing acknowledged
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(PyMongoError) & retry_if_not_exception_type(PermanentWriteError),
+            wait=wait_exponential_jitter(initial=0.5, max=10.0, jitter=0.25),
+            before_sleep=note,
+            reraise=True,
+        )
+        try:
+            await retrying(self.write, items)
+        except PermanentWriteError as exc:
+            return exc.indexes
+        if failures:
+            log.warning("results store: MongoDB is back after %d failed attempt(s)", failures)
+        return []
 
     async def get(self, image_id: str) -> dict[str, Any] | None:
         """The stored result of an image: memory first, then MongoDB."""

@@ -1,0 +1,1 @@
+"""The ``mugpos`` command (``main``) with its extensions (``ml``: synth/train/eval; ``rules``) and the demo."""
