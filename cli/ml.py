@@ -136,6 +136,10 @@ def train(
     patience: Annotated[int, typer.Option(min=1, help="Stop after this many epochs without improvement.")] = 50,
     evaluate: Annotated[bool, typer.Option(help="Score the val split into the card afterwards.")] = True,
     cache: Annotated[bool, typer.Option(help="Keep decoded training images in RAM.")] = True,
+    warmup_epochs: Annotated[float, typer.Option(min=0.0, help="Learning-rate warm-up, in epochs.")] = 0.5,
+    hours: Annotated[
+        float | None, typer.Option(min=0.01, help="Wall-clock budget; Ultralytics fits the epochs into it.")
+    ] = None,
 ) -> None:
     """Train the mug / coaster / surface head on the frozen COCO trunk; write the head file and its card."""
     if imgsz % 32:
@@ -147,7 +151,7 @@ def train(
         card = run_training(
             scenes, out, base=base, photos=list(data or []), epochs=epochs, imgsz=imgsz, batch=batch,
             device=device, workers=workers, run_dir=run_dir, name=name, seed=seed, patience=patience, cache=cache,
-            evaluate_after=evaluate,
+            evaluate_after=evaluate, warmup_epochs=warmup_epochs, extra={"time": hours} if hours else None,
         )  # fmt: skip
     except (FileNotFoundError, ValueError) as exc:
         _fail(str(exc))

@@ -45,6 +45,7 @@ def main() -> int:
     p.add_argument("--workers", type=int, default=min(12, os.cpu_count() or 1))
     p.add_argument("--data", type=Path, action="append", default=[], help="Labelled photo set to mix in (YOLO).")
     p.add_argument("--start", type=Path, default=None, help="An earlier run's best.pt to continue training from.")
+    p.add_argument("--warmup-epochs", type=float, default=0.5)
     p.add_argument("--note", action="append", default=[], help="A line for the model card (repeatable).")
     args = p.parse_args()
 
@@ -68,7 +69,7 @@ def main() -> int:
     card = train(
         data, args.out, base=args.base, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch,
         device=args.device, workers=args.workers, run_dir=args.work / "runs", extra=extra, photos=args.data,
-        start=args.start,
+        start=args.start, warmup_epochs=args.warmup_epochs,
     )  # fmt: skip
     print(f"trained: {card['training']['epochs_run']} epoch(s) in {card['training']['seconds']} s", flush=True)
     report = evaluate(

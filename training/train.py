@@ -130,6 +130,7 @@ def train(
     evaluate_after: bool = True,
     photos: Sequence[str | Path] = (),
     start: str | Path | None = None,
+    warmup_epochs: float = 0.5,
 ) -> dict[str, Any]:
     """Train a new head on ``base``'s frozen trunk; write the head file to ``out`` and its model card.
 
@@ -169,6 +170,9 @@ def train(
         "patience": patience,
         "cache": "ram" if cache else False,  # decoded, resized images: skips JPEG decoding every epoch
         "close_mosaic": max(1, min(10, epochs // 4)),
+        # Only the head learns, and its box branch starts from COCO's: a short warm-up (Ultralytics'
+        # default of 3 epochs would keep the learning rate low for most of a one-hour CPU run).
+        "warmup_epochs": warmup_epochs,
         "verbose": False,
     }
     args.update(extra or {})
@@ -213,6 +217,7 @@ def train(
             "epochs_run": epochs_run,
             "imgsz": imgsz,
             "batch": batch,
+            "warmup_epochs": warmup_epochs,
             "device": "cuda" if dev != "cpu" else "cpu",
             "device_name": _device_name(dev),
             "seconds": round(seconds, 1),
