@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Protocol
 
+from prometheus_client import Counter
+
 log = logging.getLogger(__name__)
+
+REVIEW_FRAMES = Counter(
+    "mugpos_review_frames_total", "Frames chosen for labelling, by reason, and their writes.", ["result"]
+)
 
 #: Class order of the label files: the head's classes (``mugpos.training.synth.CLASS_NAMES``).
 REVIEW_CLASSES = ("mug", "coaster", "surface")
@@ -105,6 +111,7 @@ class ReviewSampler:
             if why is None:
                 continue
             self.chosen[why] += 1
+            REVIEW_FRAMES.labels(why).inc()
             source = str(event.get("source") or "unknown")
             image_key, label_key = self.keys(source, str(event["image_id"]), event["uri"])
             jobs.append(self._write(image_key, data, label_key, yolo_label_text(detections, width, height)))
@@ -117,7 +124,9 @@ class ReviewSampler:
             await self.writer.put(label_key, labels.encode(), "text/plain")
         except Exception as exc:  # counted and logged: a sample is not worth holding a batch for
             self.failed += 1
+            REVIEW_FRAMES.labels("write_failed").inc()
             log.warning("review sample %s not written: %r", image_key, exc)
             return False
         self.written += 1
+        REVIEW_FRAMES.labels("written").inc()
         return True

@@ -12,7 +12,7 @@ import pytest
 
 from mugpos.models.attributes import DominantColour
 from mugpos.models.batching import BatchProcessor, Failure
-from mugpos.models.review import ReviewSampler, yolo_label_text
+from mugpos.models.review import REVIEW_FRAMES, ReviewSampler, yolo_label_text
 from mugpos.storage.store import FileStore, StoreUnavailable
 from tests.models.drawing import draw_mug_scene
 
@@ -93,6 +93,7 @@ def test_a_review_store_that_is_down_costs_the_sample_not_the_detection(detector
     store = FileStore(f"file://{tmp_path}")
     asyncio.run(store.put("in/a.png", _png(image)))
     sampler = ReviewSampler(_Nowhere(), rate=1.0)
+    failed_before = REVIEW_FRAMES.labels("write_failed")._value.get()
     processor = BatchProcessor(detector, DominantColour(), store, review=sampler)
     try:
         [out] = asyncio.run(processor.process([_event("a", f"file://{tmp_path}/in/a.png")]))
@@ -100,3 +101,4 @@ def test_a_review_store_that_is_down_costs_the_sample_not_the_detection(detector
         processor.close()
     assert not isinstance(out, Failure) and out["detections"]
     assert sampler.failed == 1 and sampler.written == 0
+    assert REVIEW_FRAMES.labels("write_failed")._value.get() == failed_before + 1  # counted where Prometheus sees it
