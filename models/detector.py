@@ -155,10 +155,14 @@ class Detector:
         self.iou = iou
         self.max_det = max_det
         self._class_map = (class_map or ClassMap()).bind(self._names)
+        # Domain label of every class index of both heads, for the merge (computed once, not per batch).
+        self._row_labels: list[str] = [
+            self._class_map.label(self._names.get(i, str(i))) for i in range(max(self._names) + 1)
+        ]
         self._lock = threading.Lock()
         name = self._path.stem
         model_id = f"{name}-{self._sha256[:12]}"
-        if head is not None and self._head_info is not None:
+        if head is not None and self._head_info is not None:  # both set together; narrows for mypy
             head_name = Path(head).stem
             name = f"{name}+{head_name}"
             model_id = f"{model_id}+{head_name}-{self._head_info['sha256'][:12]}"
@@ -228,8 +232,7 @@ class Detector:
         """
         rows = self._rows(batch)
         if self._head_info is not None:
-            labels = self._row_labels()
-            merged = [merge_rows(a, b, labels, self.iou, self.max_det) for a, b in rows]
+            merged = [merge_rows(a, b, self._row_labels, self.iou, self.max_det) for a, b in rows]
         else:
             merged = [a for a, _ in rows]
         return [self._to_detections(r, item) for r, item in zip(merged, batch, strict=True)]
@@ -240,10 +243,6 @@ class Detector:
             (self._to_detections(a, item), self._to_detections(b, item))
             for (a, b), item in zip(self._rows(batch), batch, strict=True)
         ]
-
-    def _row_labels(self) -> list[str]:
-        size = max(self._names) + 1
-        return [self._class_map.label(self._names.get(i, str(i))) for i in range(size)]
 
     def _rows(self, batch: Sequence[Letterboxed]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Rows of (x1, y1, x2, y2, score, class) per image and head, in model pixels."""

@@ -280,18 +280,12 @@ def _load_rgb(path: Path) -> np.ndarray:
 
 
 def _true_positives(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """(n_pred, 10) hits at IoU 0.5..0.95: greedy in the given (confidence) order, one prediction per truth."""
+    """(n_pred, 10) hits at IoU 0.5..0.95: :func:`match` (greedy in confidence order) at each threshold."""
     hits = np.zeros((len(pred), len(IOU_THRESHOLDS)), bool)
-    if not len(truth) or not len(pred):
-        return hits
-    ious = _iou_matrix(pred, truth)
     for k, t in enumerate(IOU_THRESHOLDS):
-        taken = np.zeros(len(truth), bool)
-        for j in range(len(pred)):
-            cand = np.where(~taken & (ious[j] >= t), ious[j], -1.0)
-            best = int(cand.argmax())
-            if cand[best] >= t:
-                taken[best] = hits[j, k] = True
+        for j in match(truth, pred, float(t)):
+            if j is not None:
+                hits[j, k] = True
     return hits
 
 
@@ -317,7 +311,7 @@ class BoxMetrics:
             else:
                 true = _boxes(m["box"] for m in truth.get(f"{name}s", []))
             dets = sorted((d for d in detections if d["label"] == name), key=lambda d: -float(d["confidence"]))
-            pred = _boxes([d["box"]["x1"], d["box"]["y1"], d["box"]["x2"], d["box"]["y2"]] for d in dets)
+            pred = _by_label(dets, name)
             self._tp.append(_true_positives(true, pred))
             self._conf.append(np.array([float(d["confidence"]) for d in dets]))
             self._pred.append(np.full(len(dets), cls))

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -18,7 +19,7 @@ from typer.testing import CliRunner
 from mugpos.models.checksum import file_sha256
 from mugpos.training.card import read_card
 from mugpos.training.evaluation import installed_photos, match, positions, score_scene, summarise_positions
-from mugpos.training.synth import render_scene, synthesize
+from mugpos.training.synth import render_scene, synthesize, yolo_lines
 from tests.models.netguard import cut_network
 
 RELEASE = Path(__file__).resolve().parents[2] / "models" / "weights" / "mugpos-coaster-head.pt"
@@ -81,12 +82,8 @@ def _photo_set(root: Path, bad_line: str | None = None) -> Path:
     (root / "labels").mkdir()
     for i in range(3):
         scene = render_scene(77, i)
-        import cv2
-
         cv2.imwrite(str(root / "images" / f"p{i}.jpg"), cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR))
         h, w = scene.image.shape[:2]
-        from mugpos.training.synth import yolo_lines
-
         lines = yolo_lines(scene.labels, w, h) + ([bad_line] if bad_line and i == 2 else [])
         (root / "labels" / f"p{i}.txt").write_text("\n".join(lines) + "\n")
     return root
