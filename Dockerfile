@@ -1,6 +1,6 @@
 # mugpos images: one Dockerfile, two runtime targets.
 #
-#   cpu   slim Debian + CPU-only PyTorch. The analyze and control roles, and the detect role on a
+#   cpu   slim Debian + CPU-only PyTorch. The analyze, sink and control roles, and the detect role on a
 #         machine without a GPU (compose profile `cpu`).
 #         docker build --target cpu  -t mugpos:0.1.0-cpu  .
 #   cuda  NVIDIA's CUDA base image (Ubuntu 24.04, Python 3.12) + PyTorch's CUDA 13 wheels from PyPI.
@@ -16,7 +16,7 @@
 #
 # Both run as the unprivileged user 10001, serve the worker web server on 6066 (/healthz,
 # /metrics) and check /healthz with HEALTHCHECK. `CMD` runs the analyze role; pass
-# `mugpos worker --role detect|analyze|control` as the command for another one.
+# `mugpos worker --role detect|analyze|sink|control` as the command for another one.
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 # `base` is CUDA's runtime library (cudart) and NVIDIA's container conventions. The heavier

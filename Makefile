@@ -57,3 +57,9 @@ lint: setup
 .PHONY: deploy-check
 deploy-check: $(STAMP)
 	$(PY) -m pytest tests/deploy -m "not integration"
+
+# The chaos suite (tests/chaos, docs/chaos.md): workers SIGKILLed and S3, MongoDB, Redis and the
+# webhook receiver down for 20 s each while images flow; MUGPOS_CHAOS_WRITE_DOCS=1 rewrites docs/chaos.md.
+.PHONY: test-chaos
+test-chaos: setup services
+	$(PY) -m pytest tests/chaos -v -s

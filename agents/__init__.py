@@ -14,7 +14,7 @@ def register(app: MugposApp) -> None:
         from mugpos.agents import detect
 
         detect.register(app)
-    if app.role in ("all", "analyze"):
+    if app.role in ("all", "sink"):
         from mugpos.agents import sink
 
         sink.register(app)

@@ -1,20 +1,24 @@
 """Sink agent: detections, positions and actions -> MongoDB (idempotent upserts) and the web views.
 
-A batch is acknowledged only after MongoDB has stored it: while MongoDB is down the agent retries
-with backoff and its offsets stay where they are, so everything arrives once MongoDB is back.
+Its own role (``mugpos worker --role sink``) and consumer group, so a MongoDB outage holds the
+sink's offsets and nothing else: positioning, rules and alerts keep flowing. An event is
+acknowledged only after MongoDB has stored it: while MongoDB is down the batch is held and retried
+with backoff (``mugpos.streams.holding``), so everything arrives once MongoDB is back.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from faust.types import EventT, StreamT
 
 from mugpos.core.codec import CodecError, codec
+from mugpos.core.errors import InfrastructureError
 from mugpos.streams.app import MugposApp
 from mugpos.streams.deadletter import send_dead_letter
+from mugpos.streams.holding import delivered, hold, sent
 from mugpos.streams.metrics import ANNOTATED_WRITES, SINK_WRITES
 
 log = logging.getLogger(__name__)
@@ -40,41 +44,59 @@ def register(app: MugposApp) -> None:
             await results.ensure_indexes()
         except Exception as exc:  # MongoDB down at start: writes retry below; indexes come next start
             log.warning("results store: could not create indexes now: %r", exc)
-        batches = stream.take_events(256, within=0.5)  # type: ignore[attr-defined]
+        batches = stream.noack_take(256, within=0.5)  # type: ignore[attr-defined]
         async for events in batches:
-            await handle_batch(app, kinds, events)
+            await handle_batch(app, kinds, events, stream)
 
 
-async def handle_batch(app: MugposApp, kinds: dict[str, tuple[str, str]], events: list[EventT]) -> None:
-    """Decode, remember for the web views, store in MongoDB (retrying), dead-letter what cannot be stored."""
+async def handle_batch(
+    app: MugposApp, kinds: dict[str, tuple[str, str]], events: list[EventT], stream: StreamT[Any]
+) -> None:
+    """Store one batch in MongoDB, holding it while MongoDB is down; returns when all is acknowledged."""
+
+    async def run_round(pending: list[EventT]) -> list[tuple[EventT, InfrastructureError]]:
+        return await sink_round(app, kinds, pending)
+
+    await hold(app, stream, "sink", events, run_round)
+
+
+async def sink_round(
+    app: MugposApp, kinds: dict[str, tuple[str, str]], events: list[EventT]
+) -> list[tuple[EventT, InfrastructureError]]:
+    """Decode, store (raises InfrastructureError while MongoDB is down), remember for the web views,
+    dead-letter what MongoDB refuses for good."""
     items: list[tuple[str, dict[str, Any]]] = []
     origins: list[EventT] = []
-    sends = []
+    sends: list[tuple[EventT, Awaitable[Any]]] = []
     for event in events:
         kind, record_name = kinds[event.message.topic]
         try:
             record = codec.decode(event.value, record_name)
         except CodecError as exc:
-            sends.append(await send_dead_letter(app, event, "sink", exc.reason, exc.message))
+            sends.append(await sent(event, send_dead_letter(app, event, "sink", exc.reason, exc.message)))
             continue
         items.append((kind, record))
         origins.append(event)
-        app.mugpos_results.remember(kind, record)
-        _note(app, kind, record)
-    refused = await app.mugpos_results.write_with_retry(items)
+    refused = await app.mugpos_results.store(items)
+    if app.role == "sink":  # elsewhere the positioning and rules agents feed the views (feed_views)
+        for kind, record in items:
+            feed_views(app, kind, record)
     if app.settings.store_annotated:
         await _store_annotated(app, [record for kind, record in items if kind == "position"])
     for index in refused:
-        sends.append(
-            await send_dead_letter(app, origins[index], "sink", "sink_refused", "MongoDB refused the document")
-        )
+        dead = send_dead_letter(app, origins[index], "sink", "sink_refused", "MongoDB refused the document")
+        sends.append(await sent(origins[index], dead))
     for kind, _ in items:
         SINK_WRITES.labels(kind).inc()
-    await asyncio.gather(*sends)
+    return await delivered(sends)
 
 
-def _note(app: MugposApp, kind: str, record: dict[str, Any]) -> None:
-    """Feed the dashboard's gallery and rates."""
+def feed_views(app: MugposApp, kind: str, record: dict[str, Any]) -> None:
+    """Feed the web views' recent results and the dashboard's gallery and rates.
+
+    Called by the sink in its own role, and by the positioning and actions agents where they run,
+    so the analyze worker's dashboard shows what it analyses without waiting for MongoDB."""
+    app.mugpos_results.remember(kind, record)
     stats = app.mugpos_stats
     if kind == "detection":
         stats.remember(

@@ -176,7 +176,7 @@ def tail(
 
 @cli.command()
 def worker(
-    role: Annotated[str, typer.Option(help="all, detect, analyze or control.")] = "all",
+    role: Annotated[str, typer.Option(help="all, detect, analyze, sink or control.")] = "all",
 ) -> None:
     """Run a Faust worker for one role (each role is its own consumer group)."""
     from mugpos.core.topics import ensure_topics
@@ -257,7 +257,7 @@ def show_settings() -> None:
 
 
 #: Modules that add command groups to the CLI; each has ``register(cli: typer.Typer) -> None``.
-EXTENSIONS: tuple[str, ...] = ("mugpos.cli.ml", "mugpos.cli.rules")
+EXTENSIONS: tuple[str, ...] = ("mugpos.cli.ml", "mugpos.cli.rules", "mugpos.cli.dlq")
 
 
 def _load_extensions() -> None:

@@ -170,9 +170,9 @@ def train(
 def evaluate(
     weights: Annotated[Path, typer.Argument(help="Detector weights (.pt), or a head file (run on --base).")],
     data: Annotated[Path, typer.Argument(help="Held-out data set from `mugpos synth` (other seed and style).")],
-    base: Annotated[
-        Path, typer.Option(help="The trunk a head file runs on (ignored for a plain checkpoint).")
-    ] = Path("models/weights/yolo26n.pt"),
+    base: Annotated[Path, typer.Option(help="The trunk a head file runs on (ignored for a plain checkpoint).")] = Path(
+        "models/weights/yolo26n.pt"
+    ),
     split: Annotated[str, typer.Option(help="Split to score.")] = "val",
     imgsz: Annotated[int, typer.Option(min=32, help="Inference size (multiple of 32).")] = 320,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",

@@ -91,12 +91,12 @@ def _build_rule(
         _fail(f"invalid rule: {exc}")
 
 
-def _check_publish_target(rule: Any, settings: Any) -> None:
+def _check_publish_target(rule: Any, settings: Any, allowlist: tuple[str, ...]) -> None:
     from mugpos.rules.errors import RuleValidationError
     from mugpos.rules.manage import check_publish_target
 
     try:
-        check_publish_target(rule, settings)
+        check_publish_target(rule, settings, allowlist)
     except RuleValidationError as exc:
         _fail(f"invalid rule: {exc}")
 
@@ -159,7 +159,7 @@ def register(cli: typer.Typer) -> None:
             _fail(f"--action must be publish, webhook or log, got {action!r}")
         rule = _build_rule(text, file, allowlist=config.webhook_allowlist, overrides=overrides)
         settings = _settings()
-        _check_publish_target(rule, settings)
+        _check_publish_target(rule, settings, config.publish_allowlist)
         if rule.action.type == "webhook" and not config.webhook_secret:
             err.print("[yellow]warning:[/] MUGPOS_WEBHOOK_SECRET is not set here; workers refuse unsigned webhooks")
         if not dry_run:

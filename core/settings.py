@@ -7,12 +7,13 @@ documentation of its variable (the README table is generated from it).
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "MUGPOS_"
 
@@ -95,6 +96,21 @@ class Settings(BaseSettings):
     mongodb_db: str = Field("mugpos", min_length=1, description="MongoDB database name.")
 
     # -- Detection -----------------------------------------------------------------------------
+    hold_initial_s: float = Field(
+        0.5, gt=0, le=60, description="First wait before retrying a batch held by infrastructure trouble, seconds."
+    )
+    hold_max_s: float = Field(
+        15.0, gt=0, le=600, description="Longest wait between retries of a held batch (exponential, with jitter)."
+    )
+    give_up_s: float = Field(
+        900.0,
+        gt=0,
+        description="A batch held this long makes the worker exit non-zero, unacknowledged, so the group resumes it.",
+    )
+    allowed_buckets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Buckets image events may name (comma separated); empty allows only the store's own bucket.",
+    )
     batch_max: int = Field(32, ge=1, le=1024, description="Most images per inference batch.")
     batch_wait_ms: int = Field(20, ge=0, le=60_000, description="Longest wait to fill a batch, in milliseconds.")
     model: str = Field(
@@ -185,6 +201,16 @@ class Settings(BaseSettings):
             raise ValueError("expected s3://bucket[/prefix], r2://bucket[/prefix] or file:///path")
         return value
 
+    @field_validator("allowed_buckets", mode="before")
+    @classmethod
+    def _split_buckets(cls, value: object) -> object:
+        if isinstance(value, str):  # "a,b" as a person writes it, or the JSON list settings_env() writes
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [b.strip() for b in text.split(",") if b.strip()]
+        return value
+
     @field_validator("s3_endpoint")
     @classmethod
     def _check_endpoint(cls, value: str) -> str:
@@ -272,6 +298,8 @@ def settings_env(settings: Settings, base: dict[str, str] | None = None, **extra
             continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
+        if isinstance(value, list):
+            value = ",".join(map(str, value))
         env[env_name(name)] = str(value)
     env.update(extra)
     return env

@@ -1,8 +1,10 @@
 """Micro-batch processing: from image events to detection results, one forward pass per batch.
 
 The stream layer hands over a batch of decoded ``ImageEvent`` records and gets back, in the same
-order, either a ``DetectionEvent`` record or a :class:`Failure` with a reason code: nothing is
-dropped, and one bad image never fails its batch-mates. Stages:
+order, a ``DetectionEvent`` record, a :class:`Failure` with a reason code (bad input: a dead
+letter), or an :class:`~mugpos.core.errors.InfrastructureError` (the store or the device is in
+trouble: the stream layer holds that event and retries it). Nothing is dropped, and one bad image
+never fails its batch-mates. Stages:
 
 1. cache look-up by the producer's sha256 (skips the fetch entirely on a hit);
 2. concurrent fetch (the store bounds its own concurrency), size capped, checksum verified;
@@ -29,6 +31,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from mugpos.core.errors import InfrastructureError
+from mugpos.core.metrics import INTERNAL_ERRORS
 from mugpos.models.attributes import AttributeTagger
 from mugpos.models.detector import Detector
 from mugpos.models.imaging import ImageError, decode_image
@@ -63,7 +67,7 @@ class Failure:
     message: str
 
 
-Outcome = Record | Failure
+Outcome = Record | Failure | InfrastructureError
 
 
 @dataclass
@@ -175,9 +179,17 @@ class BatchProcessor:
             uri = str(w.event["uri"])
             try:
                 data = await self.fetcher.get(uri, max_bytes=self.max_bytes)
-            except Exception as exc:  # every store error becomes a dead letter with its reason
-                reason = str(getattr(exc, "reason", "store_error"))
-                w.outcome = Failure("fetch", reason, str(exc) or repr(exc))
+            except InfrastructureError as exc:  # the store is down or slow: held, never a dead letter
+                w.outcome = exc
+                return
+            except Exception as exc:
+                reason = getattr(exc, "reason", None)
+                if not isinstance(reason, str):  # not a store error: a bug, not the message's fault
+                    log.exception("fetching %s failed", uri)
+                    INTERNAL_ERRORS.labels("fetch").inc()
+                    w.outcome = Failure("fetch", "internal_error", repr(exc)[:500])
+                    return
+                w.outcome = Failure("fetch", reason, str(exc) or repr(exc))  # bad input: missing, denied, too large
                 return
             finally:
                 w.timings["fetch_ms"] = (time.perf_counter() - t0) * 1000
@@ -241,8 +253,25 @@ class BatchProcessor:
 
         try:
             found, elapsed = await loop.run_in_executor(self._infer_pool, run, items)
-        except Exception as exc:  # a failed batch is retried image by image, so one bad input fails alone
-            if len(items) == 1:
+        except Exception as exc:
+            if _out_of_memory(exc) and len(items) > 1:  # halve the batch and try again
+                half = len(items) // 2
+                log.warning(
+                    "device out of memory at batch %d; retrying as %d + %d", len(items), half, len(items) - half
+                )
+                _release_device_memory()
+                await self._infer(items[:half])
+                await self._infer(items[half:])
+                return
+            if _out_of_memory(exc) or _device_lost(exc):  # the device, not the image: hold and retry
+                _release_device_memory()
+                held = InfrastructureError(f"inference device unavailable: {exc!r}"[:500], service="device")
+                for w in items:
+                    w.outcome = held
+                return
+            if len(items) == 1:  # a bug or a model failure on this one image: logged, counted, dead-lettered
+                log.error("inference failed for %s", items[0].event.get("image_id"), exc_info=exc)
+                INTERNAL_ERRORS.labels("detect").inc()
                 items[0].outcome = Failure("detect", "inference_error", f"inference failed: {exc!r}")
                 return
             log.warning("batch of %d failed (%r); retrying one image at a time", len(items), exc)
@@ -327,6 +356,33 @@ class BatchProcessor:
             "cached": w.cached,
             "metadata": dict(event.get("metadata") or {}),
         }
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """CUDA (or another accelerator) ran out of memory: a smaller batch may fit."""
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def _device_lost(exc: BaseException) -> bool:
+    """The accelerator failed (driver error, device lost, ECC): nothing about the image."""
+    import torch
+
+    accelerator_error = getattr(torch, "AcceleratorError", ())
+    if accelerator_error and isinstance(exc, accelerator_error):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and any(
+        marker in text for marker in ("CUDA error", "CUDA driver", "cuDNN error", "CUBLAS_STATUS", "device-side assert")
+    )
+
+
+def _release_device_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _copy_detection(d: Mapping[str, Any]) -> Record:

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from mugpos.rules.addresses import Network, parse_networks
 from mugpos.rules.errors import RuleError
 
 
@@ -26,6 +27,11 @@ class RulesConfig:
     webhook_secret: str = field(default="", repr=False)
     #: Hosts webhooks may call: ``host``, ``host:port`` or ``*.domain``. Empty: no webhook allowed.
     webhook_allowlist: tuple[str, ...] = ()
+    #: Networks webhooks may reach although they are not public (loopback, private, link-local):
+    #: by default none, and cloud metadata addresses never. Checked on the resolved addresses.
+    webhook_allow_networks: tuple[Network, ...] = ()
+    #: Topics ``publish`` actions may target besides ``MUGPOS_TOPIC_PREFIX``*: names, or ``prefix*``.
+    publish_allowlist: tuple[str, ...] = ()
     #: Per-attempt timeout, seconds.
     webhook_timeout_s: float = 5.0
     #: Retries after the first attempt (connection errors, timeouts, 429 and 5xx only).
@@ -39,6 +45,8 @@ class RulesConfig:
 ENV = {
     "webhook_secret": "MUGPOS_WEBHOOK_SECRET",
     "webhook_allowlist": "MUGPOS_WEBHOOK_ALLOWLIST",
+    "webhook_allow_networks": "MUGPOS_WEBHOOK_ALLOW_NETWORKS",
+    "publish_allowlist": "MUGPOS_PUBLISH_ALLOWLIST",
     "webhook_timeout_s": "MUGPOS_WEBHOOK_TIMEOUT_S",
     "webhook_retries": "MUGPOS_WEBHOOK_RETRIES",
     "webhook_backoff_s": "MUGPOS_WEBHOOK_BACKOFF_S",
@@ -64,9 +72,15 @@ def load_config(environ: Mapping[str, str] | None = None) -> RulesConfig:
             raise RulesConfigError(
                 f"{ENV['webhook_allowlist']}: {host!r} is not a host (use host, host:port or *.domain)"
             )
+    try:
+        networks = parse_networks(env.get(ENV["webhook_allow_networks"], ""))
+    except ValueError as exc:
+        raise RulesConfigError(f"{ENV['webhook_allow_networks']}: {exc}") from None
     return RulesConfig(
         webhook_secret=env.get(ENV["webhook_secret"], ""),
         webhook_allowlist=hosts,
+        webhook_allow_networks=networks,
+        publish_allowlist=tuple(t.strip() for t in env.get(ENV["publish_allowlist"], "").split(",") if t.strip()),
         webhook_timeout_s=_number(env, "webhook_timeout_s", defaults.webhook_timeout_s, 0.1, 300),
         webhook_retries=int(_number(env, "webhook_retries", defaults.webhook_retries, 0, 20, integer=True)),
         webhook_backoff_s=_number(env, "webhook_backoff_s", defaults.webhook_backoff_s, 0, 60),

@@ -75,15 +75,18 @@ def rule_from_spec(spec: Any, *, allowlist: tuple[str, ...] | None = None) -> Ru
     return rule_from_sentence(text, {k: v for k, v in spec.items() if k != "text"}, allowlist=allowlist)
 
 
-def check_publish_target(rule: Rule, settings: Settings) -> None:
-    """Refuse a publish action aimed at one of mugpos's own topics (the rule would feed itself)."""
+def check_publish_target(rule: Rule, settings: Settings, allowlist: tuple[str, ...] = ()) -> None:
+    """Refuse a publish action aimed at one of mugpos's own topics (the rule would feed itself), or
+    at a topic outside ``MUGPOS_TOPIC_PREFIX`` and ``MUGPOS_PUBLISH_ALLOWLIST``."""
     from mugpos.core.topics import TOPIC_RECORDS
+    from mugpos.rules.senders import publish_refusal
 
-    own = {settings.topic(name) for name in TOPIC_RECORDS} | set(TOPIC_RECORDS)
-    if rule.action.type == "publish" and rule.action.target in own:
-        raise RuleValidationError(
-            "action.target", f"{rule.action.target!r} is a mugpos topic; publishing there would loop"
-        )
+    if rule.action.type != "publish" or not rule.action.target:
+        return
+    own = frozenset({settings.topic(name) for name in TOPIC_RECORDS} | set(TOPIC_RECORDS))
+    refusal = publish_refusal(rule.action.target, own, settings.topic_prefix, allowlist)
+    if refusal is not None:
+        raise RuleValidationError("action.target", refusal[1])
 
 
 def parse_events(text: str) -> list[dict[str, Any]]:

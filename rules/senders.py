@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from tenacity import (
@@ -31,6 +32,7 @@ from tenacity import (
 )
 
 from mugpos.core.codec import to_json_line
+from mugpos.rules.addresses import AddressRefused, GuardedResolver, check_address, is_ip
 from mugpos.rules.config import RulesConfig
 from mugpos.rules.errors import RuleValidationError
 from mugpos.rules.metrics import DELIVERIES
@@ -93,7 +95,7 @@ class WebhookSender:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=32),
+                connector=aiohttp.TCPConnector(limit=32, resolver=GuardedResolver(self.config.webhook_allow_networks)),
                 headers={"User-Agent": USER_AGENT},
             )
             self._own = True
@@ -115,8 +117,13 @@ class WebhookSender:
             return Delivery(False, "webhook_not_allowed", "webhook action without a URL", attempts=0)
         try:
             check_webhook_url(url, self.config.webhook_allowlist)
+            host = urlsplit(url).hostname or ""
+            if is_ip(host):  # an IP literal skips the resolver: check it here
+                check_address(host, self.config.webhook_allow_networks)
         except RuleValidationError as exc:
             return Delivery(False, "webhook_not_allowed", exc.detail, attempts=0)
+        except AddressRefused as exc:
+            return Delivery(False, "webhook_not_allowed", str(exc), attempts=0)
         if not self.config.webhook_secret:
             return Delivery(
                 False,
@@ -165,6 +172,8 @@ class WebhookSender:
                 status = response.status
                 snippet = (await response.content.read(512)).decode("utf-8", "replace")
                 retry_after = _retry_after(response.headers.get("Retry-After"))
+        except AddressRefused as exc:  # the name resolves somewhere webhooks may not go
+            return Delivery(False, "webhook_not_allowed", str(exc), attempt), None
         except TimeoutError:
             return Delivery(
                 False, "webhook_failed", f"timed out after {self.config.webhook_timeout_s} s", attempt
@@ -210,16 +219,42 @@ class LogSender:
 Publish = Callable[[str, bytes, bytes], Awaitable[Any]]
 
 
+def publish_refusal(
+    target: str, forbidden: frozenset[str], prefix: str, allowlist: tuple[str, ...]
+) -> tuple[str, str] | None:
+    """``(reason, message)`` when a publish action may not write to ``target``, else None.
+
+    Never one of mugpos's own topics (it would loop or corrupt them); otherwise a topic under the
+    deployment's prefix, or one ``MUGPOS_PUBLISH_ALLOWLIST`` names (``name`` or ``prefix*``)."""
+    if target in forbidden:
+        return "publish_loop", f"{target!r} is a mugpos topic; publishing there would loop"
+    listed = any(target == entry or (entry.endswith("*") and target.startswith(entry[:-1])) for entry in allowlist)
+    if target.startswith(prefix) or listed:
+        return None
+    return "publish_not_allowed", (
+        f"topic {target!r} is outside the prefix {prefix!r} and MUGPOS_PUBLISH_ALLOWLIST; add it there to publish to it"
+    )
+
+
 class Dispatcher:
-    """Routes a decoded ActionEvent to its sender. ``publish(topic, key, value)`` forwards to a topic."""
+    """Routes a decoded ActionEvent to its sender. ``publish(topic, key, value)`` forwards to a topic
+    under ``prefix`` or in ``publish_allowlist`` (an empty prefix allows every topic but the forbidden)."""
 
     def __init__(
-        self, webhook: WebhookSender, logger: LogSender, publish: Publish, forbidden_topics: frozenset[str]
+        self,
+        webhook: WebhookSender,
+        logger: LogSender,
+        publish: Publish,
+        forbidden_topics: frozenset[str],
+        prefix: str = "",
+        publish_allowlist: tuple[str, ...] = (),
     ) -> None:
         self.webhook = webhook
         self.logger = logger
         self.publish = publish
         self.forbidden = forbidden_topics
+        self.prefix = prefix
+        self.publish_allowlist = publish_allowlist
 
     async def deliver(self, action: Mapping[str, Any], raw: bytes) -> Delivery:
         kind = action.get("action_type")
@@ -230,9 +265,10 @@ class Dispatcher:
         target = action.get("target")
         if not target:
             return Delivery(True, "delivered", "on the actions topic", attempts=0)
-        if target in self.forbidden:  # publishing into our own topics would loop or corrupt them
-            DELIVERIES.labels("publish", "publish_loop").inc()
-            return Delivery(False, "publish_loop", f"refusing to publish an action into mugpos topic {target}", 0)
+        refusal = publish_refusal(str(target), self.forbidden, self.prefix, self.publish_allowlist)
+        if refusal is not None:
+            DELIVERIES.labels("publish", refusal[0]).inc()
+            return Delivery(False, refusal[0], refusal[1], 0)
         try:
             await self.publish(str(target), str(action["action_id"]).encode(), raw)
         except Exception as exc:  # the producer raises many types (Kafka errors, timeouts)

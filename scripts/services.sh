@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Local dev/test services for mugpos, all bound to 127.0.0.1.
 #
-#   scripts/services.sh up              start whatever is not running (idempotent)
+#   scripts/services.sh up [NAME...]    start whatever is not running (idempotent)
 #   scripts/services.sh down [--purge]  stop everything (idempotent); --purge also deletes data
+#   scripts/services.sh stop NAME...    stop some services (fault injection: s3, redis, mongo)
 #   scripts/services.sh status          print state; exit 0 if all running, else 3
 #
 # Services (each port overridable by env):
@@ -335,13 +336,26 @@ cmd_up() {
     log "wrote .env from .env.example"
   fi
   local s
-  for s in "${SERVICES[@]}"; do up_one "$s"; done
+  chosen "$@" >/dev/null
+  for s in $(chosen "$@"); do up_one "$s"; done
 }
 
-cmd_stop() {  # SIGTERM all live services at once, wait up to STOP_TIMEOUT, then SIGKILL
+chosen() {  # chosen [NAME...] : the named services (validated), or all of them
+  local s
+  if (($# == 0)); then printf '%s\n' "${SERVICES[@]}"; return; fi
+  for s in "$@"; do
+    [[ " ${SERVICES[*]} " == *" $s "* ]] || die "unknown service: $s (expected: ${SERVICES[*]})"
+    printf '%s\n' "$s"
+  done
+}
+
+cmd_stop() {  # cmd_stop [NAME...] : SIGTERM the live ones at once, wait up to STOP_TIMEOUT, then SIGKILL
   local s pid i
+  local -a names
+  chosen "$@" >/dev/null  # validate here: a failure inside the substitution below would be lost
+  mapfile -t names < <(chosen "$@")
   local -A pids=()
-  for s in "${SERVICES[@]}"; do
+  for s in "${names[@]}"; do
     if pid="$(live_pid "$s")"; then
       pids[$s]=$pid
       kill -TERM "$pid" 2>/dev/null || true
@@ -353,7 +367,7 @@ cmd_stop() {  # SIGTERM all live services at once, wait up to STOP_TIMEOUT, then
     ((alive)) || break
     sleep 0.1
   done
-  for s in "${SERVICES[@]}"; do
+  for s in "${names[@]}"; do
     if [[ -z "${pids[$s]:-}" ]]; then
       printf '%-7s not running\n' "$s"
     elif kill -0 "${pids[$s]}" 2>/dev/null; then
@@ -407,6 +421,7 @@ main() {
   case "$cmd" in
     up) cmd_up "$@" ;;
     down) cmd_down "$@" ;;
+    stop) (($# > 0)) || die "stop needs service names (down stops everything)"; cmd_stop "$@" ;;
     status) cmd_status "$@" ;;
     -h | --help | help) usage ;;
     *) usage >&2; exit 2 ;;

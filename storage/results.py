@@ -16,14 +16,8 @@ from typing import Any
 from cachetools import LRUCache
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, UpdateOne
 from pymongo.errors import BulkWriteError, PyMongoError
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    retry_if_not_exception_type,
-    wait_exponential_jitter,
-)
 
+from mugpos.core.errors import InfrastructureError
 from mugpos.core.settings import Settings
 from mugpos.models.annotate import annotate, encode_jpeg
 from mugpos.models.imaging import decode_image
@@ -143,38 +137,18 @@ class ResultsStore:
         if refused:
             raise PermanentWriteError(f"MongoDB refused {len(refused)} document(s)", refused)
 
-    async def write_with_retry(
-        self, items: Sequence[tuple[str, dict[str, Any]]], stop: asyncio.Event | None = None
-    ) -> list[int]:
-        """Write, retrying transient failures with capped exponential backoff until done.
+    async def store(self, items: Sequence[tuple[str, dict[str, Any]]]) -> list[int]:
+        """Write once; returns the indexes MongoDB refused for good (to be dead-lettered).
 
-        Returns the indexes MongoDB refused permanently (to be dead-lettered). The caller's offsets
-        are not committed while this waits, so nothing is acknowledged before it is stored.
-        """
-        failures = 0
-
-        def note(state: RetryCallState) -> None:
-            nonlocal failures
-            failures += 1
-            SINK_RETRIES.inc()
-            exc = state.outcome.exception() if state.outcome is not None else None
-            if failures == 1:
-                log.warning("results store: MongoDB write failed (%r); retrying with backoff", exc)
-            if stop is not None and stop.is_set() and exc is not None:
-                raise exc  # shutting down: give up the wait, nothing acknowledged
-
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(PyMongoError) & retry_if_not_exception_type(PermanentWriteError),
-            wait=wait_exponential_jitter(initial=0.5, max=10.0, jitter=0.25),
-            before_sleep=note,
-            reraise=True,
-        )
+        Raises :class:`InfrastructureError` (service ``mongodb``) when MongoDB is down or slow: the
+        caller holds its batch and retries (``mugpos.streams.holding``), nothing acknowledged."""
         try:
-            await retrying(self.write, items)
+            await self.write(items)
         except PermanentWriteError as exc:
             return exc.indexes
-        if failures:
-            log.warning("results store: MongoDB is back after %d failed attempt(s)", failures)
+        except PyMongoError as exc:
+            SINK_RETRIES.inc()
+            raise InfrastructureError(f"MongoDB write failed: {exc!r}"[:500], service="mongodb") from exc
         return []
 
     async def get(self, image_id: str) -> dict[str, Any] | None:

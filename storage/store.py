@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self, TypeVa
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from mugpos.core.errors import MugposError
+from mugpos.core.errors import InfrastructureError, MugposError
 
 if TYPE_CHECKING:
     from mugpos.core.settings import Settings
@@ -98,8 +98,16 @@ class StoreAccessDenied(StoreError):
     """The store refused our credentials or permissions: a configuration problem, never retried."""
 
 
-class StoreUnavailable(StoreError):
-    """The store could not be reached, or kept failing, after all retries."""
+class BucketNotAllowed(StoreError):
+    """The URI names a bucket outside ``MUGPOS_ALLOWED_BUCKETS``: refused before any request."""
+
+    reason = "bucket_not_allowed"
+
+
+class StoreUnavailable(StoreError, InfrastructureError):
+    """The store could not be reached, or kept failing (5xx, throttling), after all retries: hold, never dead-letter."""
+
+    service = "store"
 
 
 # -- URIs ------------------------------------------------------------------------------------
@@ -219,12 +227,23 @@ class ObjectStore(Protocol):
     ) -> None: ...
 
 
-def open_store(settings: Settings, uri: str | None = None) -> ObjectStore:
-    """The store for ``uri`` (default ``settings.store``), chosen by its scheme."""
+def open_store(settings: Settings, uri: str | None = None, *, guarded: bool = False) -> ObjectStore:
+    """The store for ``uri`` (default ``settings.store``), chosen by its scheme; ``guarded`` wraps
+    it in a :class:`BucketGuard` of ``allowed_buckets(settings)`` (for URIs that come from events)."""
     base = parse_uri(uri or settings.store, allow_empty_key=True)
+    store: ObjectStore
     if base.scheme == "file":
-        return FileStore(base.uri, max_object_bytes=settings.max_object_bytes)
-    return S3Store.from_settings(settings, base.uri)
+        store = FileStore(base.uri, max_object_bytes=settings.max_object_bytes)
+    else:
+        store = S3Store.from_settings(settings, base.uri)
+    return BucketGuard(store, allowed_buckets(settings)) if guarded else store
+
+
+def allowed_buckets(settings: Settings) -> frozenset[str]:
+    """``MUGPOS_ALLOWED_BUCKETS``, or the configured store's own bucket when that is empty."""
+    if settings.allowed_buckets:
+        return frozenset(settings.allowed_buckets)
+    return frozenset({parse_uri(settings.store, allow_empty_key=True).bucket})
 
 
 async def check_reachable(settings: Settings, uri: str | None = None, timeout: float = 5.0) -> None:
@@ -720,3 +739,61 @@ def _walk_prefix(wanted: str, root: Path) -> list[str]:
             if full.startswith(wanted) and not name.endswith(_TMP_SUFFIX) and os.path.isfile(full):
                 found.append(Path(full).relative_to(root).as_posix())
     return sorted(found)
+
+
+# -- bucket allowlist ------------------------------------------------------------------------
+
+
+class BucketGuard(_StoreBase):
+    """Reads and writes only objects in allowed buckets.
+
+    Without it a worker would read, and write annotated images into, any bucket its credentials
+    reach, for anyone who can produce an event. A ``file://`` URI has no bucket; the file store
+    itself keeps it inside its root."""
+
+    def __init__(self, store: ObjectStore, buckets: frozenset[str]) -> None:
+        self.store = store
+        self.buckets = buckets
+
+    def check(self, key_or_uri: str) -> None:
+        """Raise ``BucketNotAllowed`` for an ``s3://``/``r2://`` URI naming another bucket."""
+        if "://" not in key_or_uri:
+            return  # a key relative to the store's own base
+        loc = parse_uri(key_or_uri)
+        if loc.scheme != "file" and loc.bucket not in self.buckets:
+            allowed = ", ".join(sorted(self.buckets)) or "none"
+            raise BucketNotAllowed(
+                f"bucket {loc.bucket!r} of {key_or_uri} is not allowed (MUGPOS_ALLOWED_BUCKETS: {allowed})",
+                uri=key_or_uri,
+            )
+
+    async def get(self, key_or_uri: str, max_bytes: int | None = None) -> bytes:
+        self.check(key_or_uri)
+        return await self.store.get(key_or_uri, max_bytes=max_bytes)
+
+    async def put(self, key_or_uri: str, data: bytes, content_type: str | None = None) -> str:
+        self.check(key_or_uri)
+        return await self.store.put(key_or_uri, data, content_type)
+
+    @property
+    def base_uri(self) -> str:
+        return self.store.base_uri
+
+    async def exists(self, key_or_uri: str) -> bool:
+        self.check(key_or_uri)
+        return await self.store.exists(key_or_uri)
+
+    def list(self, prefix: str | None = None) -> AsyncIterator[str]:
+        if prefix is not None:
+            self.check(prefix)
+        return self.store.list(prefix)
+
+    async def delete(self, key_or_uri: str) -> None:
+        self.check(key_or_uri)
+        await self.store.delete(key_or_uri)
+
+    async def check_reachable(self, timeout: float = 5.0) -> None:
+        await self.store.check_reachable(timeout)
+
+    async def close(self) -> None:
+        await self.store.close()

@@ -20,8 +20,8 @@ from mugpos.storage.results import ResultsStore
 from mugpos.storage.store import open_store
 from mugpos.streams.stats import PipelineStats
 
-Role = Literal["all", "detect", "analyze", "control"]
-ROLES: tuple[Role, ...] = ("all", "detect", "analyze", "control")
+Role = Literal["all", "detect", "analyze", "sink", "control"]
+ROLES: tuple[Role, ...] = ("all", "detect", "analyze", "sink", "control")
 
 
 @dataclass(frozen=True)
@@ -104,5 +104,5 @@ def create_app(settings: Settings, role: Role = "all", **overrides: object) -> M
     }
     app.mugpos_topics = Topics(**declared)
     app.mugpos_stats = PipelineStats()
-    app.mugpos_results = ResultsStore(settings, open_store(settings))
+    app.mugpos_results = ResultsStore(settings, open_store(settings, guarded=True))
     return app

@@ -31,3 +31,7 @@ CONSUMER_LAG = Gauge(
     "mugpos_consumer_lag_messages", "Messages waiting per partition of a topic.", ["topic", "partition"]
 )
 ANNOTATED_WRITES = Counter("mugpos_annotated_images_total", "Annotated images written to the store.", ["result"])
+HELD_BATCHES = Gauge("mugpos_held_batches", "Batches held back by infrastructure trouble, per stage.", ["stage"])
+HOLD_RETRIES = Counter(
+    "mugpos_hold_retries_total", "Retries of a held batch, per stage and failing service.", ["stage", "service"]
+)

@@ -31,7 +31,7 @@ def build_processor(settings: Settings, warmup: bool = True) -> BatchProcessor:
     info = detector.info
     MODEL_INFO.labels(info["model_id"], info["device"]).set(1)
     log.info("detector %s on %s ready", info["model_id"], info["device"])
-    store = open_store(settings)
+    store = open_store(settings, guarded=True)
     review = ReviewSampler(store, settings.sample_rate, settings.review_below, settings.review_prefix)
     return BatchProcessor(
         detector,

@@ -12,6 +12,8 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from mugpos.core.settings import load_settings
 from mugpos.storage.store import (
+    BucketGuard,
+    BucketNotAllowed,
     FileStore,
     InvalidKey,
     ObjectNotFound,
@@ -22,6 +24,7 @@ from mugpos.storage.store import (
     StoreError,
     StoreLocation,
     StoreUnavailable,
+    allowed_buckets,
     open_store,
     parse_uri,
     read_capped,
@@ -391,3 +394,47 @@ async def test_permanent_errors_are_not_retried(
         with pytest.raises(expected, match=message):
             await store.exists("a.jpg")
     assert client.calls == 1
+
+
+# -- bucket allowlist --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("store_uri", "allowed", "expected"),
+    [
+        ("s3://mugpos-images", "", {"mugpos-images"}),  # the store's own bucket by default
+        ("r2://cams/prefix", "", {"cams"}),
+        ("s3://mugpos-images", "cams-a,cams-b", {"cams-a", "cams-b"}),
+    ],
+)
+def test_allowed_buckets_default_to_the_store_bucket(store_uri: str, allowed: str, expected: set[str]) -> None:
+    settings = load_settings(None, store=store_uri, allowed_buckets=allowed)
+    assert allowed_buckets(settings) == expected
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("uri", "refused"),
+    [
+        ("s3://someone-else/photo.jpg", True),
+        ("r2://someone-else/photo.jpg", True),
+        ("s3://mugpos-images/in/a.jpg", False),
+        ("in/a.jpg", False),  # relative to the store's own base
+    ],
+)
+async def test_the_guard_refuses_other_buckets_before_any_request(uri: str, refused: bool) -> None:
+    calls: list[str] = []
+
+    class Recording:
+        async def get(self, key_or_uri: str, max_bytes: int | None = None) -> bytes:
+            calls.append(key_or_uri)
+            return b"bytes"
+
+    guard = BucketGuard(Recording(), frozenset({"mugpos-images"}))  # type: ignore[arg-type]
+    if refused:
+        with pytest.raises(BucketNotAllowed) as info:
+            await guard.get(uri)
+        assert info.value.reason == "bucket_not_allowed" and "MUGPOS_ALLOWED_BUCKETS" in str(info.value)
+        assert calls == []
+    else:
+        assert await guard.get(uri) == b"bytes" and calls == [uri]

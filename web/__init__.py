@@ -1,14 +1,15 @@
 """HTTP views and the dashboard, served by each worker's Faust web server.
 
 ``views`` holds the read pages (health, readiness, stats, results, annotated images, dashboard),
-``rules`` the rule management API, ``auth`` the bearer-token check; :func:`register_views` mounts
-them all on an app.
+``rules`` the rule management API, ``dlq`` the dead letters for operators, ``auth`` the
+bearer-token check; :func:`register_views` mounts them all on an app.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mugpos.web.dlq import register_dlq_views
 from mugpos.web.rules import register_rule_views
 from mugpos.web.views import register_read_views
 
@@ -20,3 +21,4 @@ def register_views(app: MugposApp) -> None:
     """Attach every page of the project to ``app``."""
     register_read_views(app)
     register_rule_views(app)
+    register_dlq_views(app)

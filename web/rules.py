@@ -133,7 +133,7 @@ class RulesApi:
 
         try:
             rule = rule_from_spec(spec, allowlist=self.config().webhook_allowlist)
-            check_publish_target(rule, self.app.settings)
+            check_publish_target(rule, self.app.settings, self.config().publish_allowlist)
         except RuleSyntaxError as exc:
             raise ApiError(
                 400,

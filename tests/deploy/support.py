@@ -30,7 +30,7 @@ K8S_APPLICABLE = [p for p in K8S_ROOTS if "components" not in p.relative_to(K8S)
 K8S_VERSIONS = ("1.29.0", "1.37.0")
 
 #: The worker roles of `mugpos worker --role R` that run as their own services.
-ROLES = ("detect", "analyze", "control")
+ROLES = ("detect", "analyze", "sink", "control")
 
 
 class _ComposeLoader(yaml.SafeLoader):

@@ -18,6 +18,7 @@ import jsonschema
 import pytest
 
 from mugpos.core.settings import Settings, SettingsError, load_settings
+from mugpos.streams.app import ROLES as APP_ROLES
 from tests.deploy.support import (
     COMPOSE_FILE,
     COMPOSE_OVERRIDES,
@@ -32,7 +33,7 @@ from tests.deploy.support import (
 )
 
 INFRA = ("kafka", "minio", "mongo", "redis", "prometheus", "grafana")
-WORKERS = ("detect", "detect-cpu", "analyze", "control")
+WORKERS = ("detect", "detect-cpu", "analyze", "sink", "control")
 ONE_SHOT = ("init",)
 
 
@@ -166,8 +167,8 @@ def test_missing_credentials_stop_compose_with_a_message(tmp_path: Path) -> None
 
 
 def test_profiles_choose_the_detect_worker(gpu: dict[str, Any], cpu: dict[str, Any]) -> None:
-    assert set(gpu["services"]) == {*INFRA, *ONE_SHOT, "detect", "analyze", "control"}
-    assert set(cpu["services"]) == {*INFRA, *ONE_SHOT, "detect-cpu", "analyze", "control"}
+    assert set(gpu["services"]) == {*INFRA, *ONE_SHOT, "detect", "analyze", "sink", "control"}
+    assert set(cpu["services"]) == {*INFRA, *ONE_SHOT, "detect-cpu", "analyze", "sink", "control"}
     assert gpu["services"]["detect"]["environment"]["MUGPOS_DEVICE"] == "cuda"
     assert cpu["services"]["detect-cpu"]["environment"]["MUGPOS_DEVICE"] == "cpu"
     assert read_env_file(ENV_EXAMPLE).get("COMPOSE_PROFILES") == "gpu"
@@ -182,6 +183,13 @@ def test_detect_reserves_an_nvidia_gpu(raw: dict[str, Any]) -> None:
     cpu_detect = raw["services"]["detect-cpu"]
     assert cpu_detect["profiles"] == ["cpu"]
     assert "deploy" not in cpu_detect and cpu_detect["build"]["target"] == "cpu"
+
+
+def test_every_worker_role_runs_in_both_profiles(gpu: dict[str, Any], cpu: dict[str, Any]) -> None:
+    assert set(ROLES) == set(APP_ROLES) - {"all"}, "every worker role runs as its own service"
+    for config in (gpu, cpu):
+        commands = [s.get("command") or [] for s in config["services"].values()]
+        assert {c[-1] for c in commands if c[:2] == ["mugpos", "worker"]} == set(ROLES)
 
 
 @pytest.mark.parametrize("name", WORKERS)
@@ -252,7 +260,7 @@ def test_dependencies_wait_for_health(gpu: dict[str, Any], cpu: dict[str, Any]) 
                 wanted = "service_completed_successfully" if dep in ONE_SHOT else "service_healthy"
                 assert spec["condition"] == wanted, f"{name} -> {dep}: {spec['condition']}"
                 assert dep in services, f"{name} depends on {dep}, which does not run"
-        for name in ("detect", "detect-cpu", "analyze", "control"):
+        for name in WORKERS:
             if name in services:
                 assert set(services[name]["depends_on"]) == {"init", "kafka", "minio", "mongo", "redis"}
 

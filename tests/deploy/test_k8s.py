@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from mugpos.core.settings import SettingsError, load_settings
+from mugpos.streams.app import ROLES as APP_ROLES
 from mugpos.streams.app import app_id
 from tests.deploy.support import (
     K8S,
@@ -151,6 +152,7 @@ def test_keda_overlay_takes_the_scaling_away_from_the_control_agent() -> None:
 
 
 def test_one_deployment_per_role(base: list[dict[str, Any]]) -> None:
+    assert set(ROLES) == set(APP_ROLES) - {"all"}, "every worker role runs as its own Deployment"
     deployments = by_kind(base, "Deployment")
     assert set(deployments) == {f"mugpos-{role}" for role in ROLES}
     for role in ROLES:
@@ -201,7 +203,8 @@ def test_services_and_pdbs_select_the_deployments(base: list[dict[str, Any]]) ->
         assert selects(service["spec"]["selector"]) == {name}, f"Service {name}"
         assert service["spec"]["ports"][0]["targetPort"] == "web"
     pdbs = by_kind(base, "PodDisruptionBudget")
-    assert set(pdbs) == {"mugpos-detect", "mugpos-analyze"}
+    assert set(pdbs) == {"mugpos-detect", "mugpos-analyze", "mugpos-sink"}
+    assert set(by_kind(base, "Service")) == {f"mugpos-{role}" for role in ROLES}
     for name, pdb in pdbs.items():
         assert selects(pdb["spec"]["selector"]["matchLabels"]) == {name}, f"PDB {name}"
     for d in deployments.values():
@@ -229,7 +232,7 @@ def test_control_may_only_scale_the_detect_deployment(base: list[dict[str, Any]]
     }
     control_sa = by_kind(base, "Deployment")["mugpos-control"]["spec"]["template"]["spec"]["serviceAccountName"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": control_sa, "namespace": NAMESPACE}]
-    for role_name in ("detect", "analyze"):
+    for role_name in ("detect", "analyze", "sink"):
         pod = by_kind(base, "Deployment")[f"mugpos-{role_name}"]["spec"]["template"]["spec"]
         assert pod["serviceAccountName"] != control_sa and pod["automountServiceAccountToken"] is False
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import struct
+import time
 import zlib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -138,6 +139,7 @@ BAD_INPUTS = {
     "undecodable-payload": ("decode", "undecodable"),
     "json-missing-image-id": ("decode", "missing_field"),
     "missing-object": ("fetch", "object_missing"),
+    "other-bucket": ("fetch", "bucket_not_allowed"),  # MUGPOS_ALLOWED_BUCKETS: the store's bucket only
     "zero-bytes": ("fetch", "empty_object"),
     "over-byte-cap": ("fetch", "object_too_large"),
     "truncated-jpeg": ("image", "image_corrupt"),
@@ -182,6 +184,14 @@ def test_each_bad_input_becomes_a_dead_letter_with_its_reason_and_good_batch_mat
             await producer.send_event(
                 {"image_id": "missing-object", "uri": missing, "source": "cam-bad", "captured_at": datetime.now(UTC)}
             )
+            await producer.send_event(
+                {
+                    "image_id": "other-bucket",
+                    "uri": "s3://someone-elses-bucket/private/photo.jpg",
+                    "source": "cam-bad",
+                    "captured_at": datetime.now(UTC),
+                }
+            )
         raw = AIOKafkaProducer(bootstrap_servers=settings.bootstrap)
         await raw.start()
         try:
@@ -208,9 +218,10 @@ def test_each_bad_input_becomes_a_dead_letter_with_its_reason_and_good_batch_mat
     assert {d["image_id"] for d in detections} == {"good-1", "good-2"}
 
 
-def test_store_down_dead_letters_after_retries_and_the_agent_keeps_running(
+def test_a_store_outage_holds_the_image_unacknowledged_and_a_later_worker_delivers_it(
     detect_settings: Settings, tmp_path: Path
 ) -> None:
+    """Infrastructure trouble is never a dead letter: the image waits, and nothing is committed."""
     settings = detect_settings
 
     async def produce() -> None:
@@ -219,15 +230,26 @@ def test_store_down_dead_letters_after_retries_and_the_agent_keeps_running(
             await producer.produce_image(encode(draw_mug_scene(320, 240)[0], "JPEG"), image_id="store-down")
 
     asyncio.run(produce())
-    # Redis down too: the agent must carry on without its cache.
+    # The store unreachable, and Redis down too: the agent must carry on without its cache.
     env = {
         "MUGPOS_S3_ENDPOINT": "http://127.0.0.1:9",
         "MUGPOS_STORE_RETRIES": "1",
         "MUGPOS_REDIS_URL": "redis://127.0.0.1:9/0",
+        "MUGPOS_HOLD_MAX_S": "1",
     }
-    with running_worker(settings, tmp_path / "worker.log", **env) as proc:
-        letters = asyncio.run(collect(settings, "dlq", {"store-down"}, deadline_s=120))
-        assert proc.poll() is None
-    assert [(d["stage"], d["reason"]) for d in letters] == [("fetch", "store_error")], (
-        tmp_path / "worker.log"
-    ).read_text()[-3000:]
+    down_log = tmp_path / "store-down.log"
+    with running_worker(settings, down_log, **env) as proc:
+        deadline = time.monotonic() + 120
+        while "holding 1 event(s)" not in down_log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(3)  # several retries
+        assert proc.poll() is None, down_log.read_text()[-3000:]
+    log = down_log.read_text()
+    assert "holding 1 event(s), retrying with backoff" in log, log[-3000:]
+    assert asyncio.run(read_all(settings, "dlq")) == []
+    assert asyncio.run(read_all(settings, "detections")) == []
+
+    with running_worker(settings, tmp_path / "store-up.log"):  # the same group, the store reachable
+        detections = asyncio.run(collect(settings, "detections", {"store-down"}, deadline_s=120))
+    assert [d["image_id"] for d in detections] == ["store-down"], (tmp_path / "store-up.log").read_text()[-3000:]
+    assert asyncio.run(read_all(settings, "dlq")) == []

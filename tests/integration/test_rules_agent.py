@@ -144,6 +144,7 @@ def test_rules_fire_on_violations_follow_live_changes_cool_down_and_deliver_webh
     hook_env = {
         "MUGPOS_WEBHOOK_SECRET": SECRET,
         "MUGPOS_WEBHOOK_ALLOWLIST": f"127.0.0.1:{receiver.port}",
+        "MUGPOS_WEBHOOK_ALLOW_NETWORKS": "127.0.0.1",  # the receiver listens on loopback
         "MUGPOS_WEBHOOK_RETRIES": "1",
         "MUGPOS_WEBHOOK_BACKOFF_S": "0.05",
     }

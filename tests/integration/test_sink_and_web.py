@@ -146,7 +146,7 @@ def test_sink_upserts_once_per_image_even_when_events_are_replayed(settings: Set
     items += [("actions", "ActionEvent", action(f"img-{i}")) for i in range(3)]
     asyncio.run(produce(settings, items))
     asyncio.run(produce(settings, items))  # a replay: every event a second time
-    with running_worker(settings, tmp_path / "worker.log", role="analyze"):
+    with running_worker(settings, tmp_path / "worker.log", role="sink"):
         wait_for(
             lambda: (
                 count(settings.mongodb_uri, db, "analysis_results") >= 10
@@ -174,7 +174,7 @@ def test_mongodb_outage_holds_the_offsets_and_everything_arrives_once_when_it_re
     asyncio.run(ensure_topics(settings))
     first = [("detections", "DetectionEvent", detection(f"a-{i}")) for i in range(20)]
     second = [("detections", "DetectionEvent", detection(f"b-{i}")) for i in range(20)]
-    with running_worker(settings, tmp_path / "worker.log", role="analyze") as proc:
+    with running_worker(settings, tmp_path / "worker.log", role="sink") as proc:
         asyncio.run(produce(settings, first))
         wait_for(lambda: count(private_mongo.uri, "mugpos", "analysis_results") == 20, 60, "the first 20")
         private_mongo.down()
@@ -271,7 +271,10 @@ def test_store_annotated_writes_the_annotated_image_next_to_the_original(setting
             target = annotated_uri(uri)
             return await store.get(target) if await store.exists(target) else None
 
-    with running_worker(settings, tmp_path / "worker.log", role="analyze"):
+    with (
+        running_worker(settings, tmp_path / "analyze.log", role="analyze"),
+        running_worker(settings, tmp_path / "sink.log", role="sink"),
+    ):
         asyncio.run(produce(settings, [("detections", "DetectionEvent", event)]))
         wait_for(lambda: asyncio.run(annotated_exists()) is not None, 60, "the annotated image in the store")
     jpeg = asyncio.run(annotated_exists())

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from mugpos.rules.addresses import AddressRefused, check_address, parse_networks
 from mugpos.rules.config import RulesConfig, RulesConfigError, load_config
 from mugpos.rules.senders import (
     ACTION_ID_HEADER,
@@ -22,6 +23,7 @@ from mugpos.rules.senders import (
     Dispatcher,
     LogSender,
     WebhookSender,
+    publish_refusal,
     sign,
     verify_signature,
 )
@@ -75,7 +77,8 @@ def action(url: str | None, **fields: Any) -> dict[str, Any]:
 def config(**overrides: Any) -> RulesConfig:
     base = RulesConfig(
         webhook_secret=SECRET,
-        webhook_allowlist=("127.0.0.1",),
+        webhook_allowlist=("127.0.0.1", "localhost"),
+        webhook_allow_networks=parse_networks("127.0.0.0/8"),  # the test receivers listen on loopback
         webhook_timeout_s=1.0,
         webhook_retries=2,
         webhook_backoff_s=0.01,
@@ -195,6 +198,61 @@ def test_allowlist_and_secret_are_checked_before_any_request() -> None:
     assert seen == []
 
 
+@pytest.mark.parametrize(
+    ("address", "allowed", "refused"),
+    [
+        ("8.8.8.8", "", False),
+        ("2606:4700:4700::1111", "", False),
+        ("127.0.0.1", "", True),
+        ("::1", "", True),
+        ("10.1.2.3", "", True),
+        ("192.168.0.10", "", True),
+        ("172.16.5.5", "", True),
+        ("169.254.1.1", "", True),
+        ("0.0.0.0", "", True),
+        ("224.0.0.1", "", True),
+        ("::ffff:127.0.0.1", "", True),  # IPv4-mapped loopback
+        ("10.1.2.3", "10.0.0.0/8", False),
+        ("127.0.0.1", "127.0.0.1", False),
+        ("169.254.169.254", "169.254.0.0/16", True),  # metadata: never, whatever is allowed
+        ("fd00:ec2::254", "fd00::/8", True),
+    ],
+)
+def test_webhook_addresses_must_be_public_unless_their_network_is_allowed(
+    address: str, allowed: str, refused: bool
+) -> None:
+    if refused:
+        with pytest.raises(AddressRefused):
+            check_address(address, parse_networks(allowed))
+    else:
+        check_address(address, parse_networks(allowed))
+
+
+def test_a_name_that_resolves_to_loopback_is_refused_at_send_time_without_a_request() -> None:
+    """The allowlist names the host; where it points is checked on each send (DNS rebinding)."""
+
+    async def go() -> tuple[Any, Any, list[dict[str, Any]]]:
+        async with server(ok) as (base, seen):
+            port = base.rsplit(":", 1)[1]
+            strict = config(webhook_allow_networks=())
+            async with WebhookSender(strict) as sender:
+                by_name = await sender.send(action(f"http://localhost:{port}/x"))
+                by_ip = await sender.send(action(f"{base}/x"))
+            return by_name, by_ip, seen
+
+    by_name, by_ip, seen = asyncio.run(go())
+    assert (by_name.reason, by_ip.reason) == ("webhook_not_allowed", "webhook_not_allowed")
+    assert "resolves to 127.0.0.1" in by_name.message or "resolves to ::1" in by_name.message
+    assert seen == []
+
+
+def test_allow_networks_is_read_and_checked_from_the_environment() -> None:
+    loaded = load_config({"MUGPOS_WEBHOOK_ALLOW_NETWORKS": "10.0.0.0/8, 127.0.0.1"})
+    assert [str(n) for n in loaded.webhook_allow_networks] == ["10.0.0.0/8", "127.0.0.1/32"]
+    with pytest.raises(RulesConfigError, match="MUGPOS_WEBHOOK_ALLOW_NETWORKS"):
+        load_config({"MUGPOS_WEBHOOK_ALLOW_NETWORKS": "intranet"})
+
+
 def test_log_sender_logs_at_the_severity(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="mugpos.actions"):
         for severity in ("info", "warning", "critical"):
@@ -231,6 +289,41 @@ def test_dispatcher_routes_and_refuses_publishing_into_own_topics() -> None:
     assert [r.ok for r in results] == [True, True, False, True, False]
     assert [r.reason for r in results[2:]] == ["publish_loop", "delivered", "publish_failed"]
     assert published == [("team.alerts", b"edge:img-1", b"raw")]
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("mugpos.alerts", None),  # under the deployment's prefix
+        ("team.alerts", None),  # named in the allowlist
+        ("ops.mugs.kitchen", None),  # under an allowlisted prefix*
+        ("mugpos.actions", "publish_loop"),  # one of mugpos's own topics
+        ("billing.events", "publish_not_allowed"),  # anywhere else
+        ("opsmugs", "publish_not_allowed"),
+    ],
+)
+def test_publish_actions_reach_only_the_prefix_and_the_allowlist(target: str, reason: str | None) -> None:
+    refusal = publish_refusal(target, frozenset({"mugpos.actions"}), "mugpos.", ("team.alerts", "ops.mugs.*"))
+    assert (refusal[0] if refusal else None) == reason
+
+
+def test_a_publish_action_outside_the_allowlist_is_refused_without_publishing() -> None:
+    published: list[str] = []
+
+    async def publish(topic: str, key: bytes, value: bytes) -> None:
+        published.append(topic)
+
+    async def go() -> Any:
+        sender = WebhookSender(config())
+        dispatcher = Dispatcher(sender, LogSender(), publish, frozenset(), "mugpos.", ())
+        try:
+            return await dispatcher.deliver(action("billing.events", action_type="publish"), b"raw")
+        finally:
+            await sender.close()
+
+    refused = asyncio.run(go())
+    assert (refused.ok, refused.reason) == (False, "publish_not_allowed")
+    assert "MUGPOS_PUBLISH_ALLOWLIST" in refused.message and published == []
 
 
 def test_config_reads_and_validates_the_environment() -> None:
