@@ -23,7 +23,7 @@ from mugpos.core.errors import InfrastructureError
 from mugpos.core.metrics import INTERNAL_ERRORS
 from mugpos.core.topics import TOPIC_RECORDS
 from mugpos.rules.config import load_config
-from mugpos.rules.model import rule_to_json
+from mugpos.rules.model import rule_to_public_json
 from mugpos.rules.processor import RuleProcessor, make_cooldown
 from mugpos.rules.senders import Dispatcher, LogSender, WebhookSender
 from mugpos.storage.rules import RuleFeed, RuleRegistry
@@ -94,7 +94,7 @@ def register(app: MugposApp) -> None:
                 "ready": registry.ready.is_set(),
                 "version": registry.version,
                 "enabled": len(registry.ruleset),
-                "rules": [rule_to_json(r) for r in registry.rules.values()],
+                "rules": [rule_to_public_json(r) for r in registry.rules.values()],
                 "invalid": registry.invalid,
             }
         )

@@ -27,6 +27,7 @@ from rich.live import Live
 from rich.table import Table
 
 from mugpos.core.errors import MugposError
+from mugpos.core.redact import redact_url
 from mugpos.core.settings import Settings, load_settings, settings_env
 from mugpos.core.topics import ensure_topics
 from mugpos.streams.consumer import consume_events
@@ -244,7 +245,8 @@ def run_demo(
         settings = demo_settings(data_dir, broker, web_port)
         console.print(
             f"store: {settings.store}   model: {settings.model}{' + ' + settings.head if settings.head else ''}   "
-            f"mongodb: {settings.mongodb_uri or 'off'}   cache: {'redis' if settings.redis_url else 'in-process'}"
+            f"mongodb: {redact_url(settings.mongodb_uri) if settings.mongodb_uri else 'off'}   "
+            f"cache: {'redis' if settings.redis_url else 'in-process'}"
         )
         asyncio.run(ensure_topics(settings))
         rule_names = asyncio.run(add_rules(settings))

@@ -248,11 +248,15 @@ def topics_list() -> None:
 
 @cli.command("settings")
 def show_settings() -> None:
-    """Print the effective settings as VARIABLE=value (secrets masked)."""
+    """Print the effective settings as VARIABLE=value (secrets and passwords in URLs masked)."""
+    from mugpos.core.redact import redact_url
+
     settings = _settings()
     for field in Settings.model_fields:
         value = getattr(settings, field)
         shown = "********" if value is not None and "secret" in type(value).__name__.lower() else value
+        if isinstance(shown, str) and "://" in shown:
+            shown = redact_url(shown)
         print(f"{env_name(field)}={'' if shown is None else shown}")
 
 

@@ -184,6 +184,18 @@ class Settings(BaseSettings):
         None,
         description="Read-only bearer token: may test rules over HTTP (`POST /mugpos/rules/test`), not change them.",
     )
+    require_read_token: bool = Field(
+        False,
+        description="Reads over HTTP (stats, results, images, rules) need the read or write token; "
+        "`/healthz`, `/readyz`, `/metrics` and the dashboard page itself stay open.",
+    )
+    api_rate: float = Field(
+        20.0, gt=0, description="Requests per second one client address may make to the HTTP API (then 429)."
+    )
+    api_burst: int = Field(40, ge=1, description="Requests one client address may make at once above `api_rate`.")
+    render_concurrency: int = Field(
+        2, ge=1, le=64, description="Annotated images rendered at once per worker; more requests wait their turn."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level of workers.")
 
     @field_validator("broker")

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeAlias, cast
 from urllib.parse import urlsplit
 
+from mugpos.core.redact import redact_webhook
 from mugpos.rules.errors import RuleValidationError
 from mugpos.rules.fields import ALL_OPERATORS, FieldType, field_names, lookup_field
 
@@ -144,6 +145,15 @@ def rule_to_json(rule: Rule) -> dict[str, Any]:
     record = rule_to_record(rule)
     record["condition"] = _compact(record["condition"])
     record["updated_at"] = rule.updated_at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return record
+
+
+def rule_to_public_json(rule: Rule) -> dict[str, Any]:
+    """:func:`rule_to_json` for reading over HTTP: a webhook's URL (the receiver's secret) redacted."""
+    record = rule_to_json(rule)
+    action = record.get("action") or {}
+    if action.get("type") == "webhook" and action.get("target"):
+        record["action"] = {**action, "target": redact_webhook(str(action["target"]))}
     return record
 
 

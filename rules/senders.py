@@ -32,6 +32,7 @@ from tenacity import (
 )
 
 from mugpos.core.codec import to_json_line
+from mugpos.core.redact import redact_webhook
 from mugpos.rules.addresses import AddressRefused, GuardedResolver, check_address, is_ip
 from mugpos.rules.config import RulesConfig
 from mugpos.rules.errors import RuleValidationError
@@ -182,11 +183,12 @@ class WebhookSender:
             return Delivery(False, "webhook_failed", f"{type(exc).__name__}: {exc}", attempt), None
         if 200 <= status < 300:
             return Delivery(True, "delivered", f"HTTP {status}", attempt, status), None
-        detail = f"HTTP {status} from {url}: {snippet.strip()[:200]}"
+        shown = redact_webhook(url)  # the URL is the receiver's secret: never in a log or a dead letter
+        detail = f"HTTP {status} from {shown}: {snippet.strip()[:200]}"
         if status == 429 or status >= 500:
             return Delivery(False, "webhook_failed", detail, attempt, status), retry_after
         if 300 <= status < 400:
-            detail = f"HTTP {status} redirect from {url}; redirects are not followed"
+            detail = f"HTTP {status} redirect from {shown}; redirects are not followed"
         return Delivery(False, "webhook_rejected", detail, attempt, status), None
 
 

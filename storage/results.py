@@ -41,6 +41,10 @@ class PermanentWriteError(Exception):
         self.indexes = indexes
 
 
+#: Largest original an annotated image is rendered from, in pixels (a 16 MP camera frame).
+RENDER_MAX_PIXELS = 16_000_000
+
+
 def result_update(kind: str, record: dict[str, Any]) -> UpdateOne:
     """Upsert of one detection or position into its image's document (idempotent by image id)."""
     body = {k: v for k, v in record.items() if k != "image_id"}
@@ -70,6 +74,7 @@ class ResultsStore:
         self.settings = settings
         self.object_store = store
         self._memory: LRUCache[str, dict[str, Any]] = LRUCache(maxsize=memory_size)
+        self._renders = asyncio.Semaphore(settings.render_concurrency)
         self._client: AsyncMongoClient[dict[str, Any]] | None = None
         if settings.mongodb_uri:
             self._client = AsyncMongoClient(settings.mongodb_uri, serverSelectionTimeoutMS=3000, tz_aware=True)
@@ -169,19 +174,24 @@ class ResultsStore:
         return dict(doc)
 
     async def annotated(self, image_id: str) -> bytes | None:
-        """JPEG of the image with its detections and verdict drawn on it."""
+        """JPEG of the image with its detections and verdict drawn on it.
+
+        Rendering costs a fetch, a decode and an encode: at most ``MUGPOS_RENDER_CONCURRENCY`` run at
+        once (the others wait), and originals over :data:`RENDER_MAX_PIXELS` are not rendered."""
         result = await self.get(image_id)
         if result is None or self.object_store is None or "detection" not in result:
             return None
         detection = result["detection"]
-        try:
-            data = await self.object_store.get(detection["uri"], max_bytes=self.settings.max_object_bytes)
-            image = await asyncio.to_thread(decode_image, data, self.settings.max_image_pixels)
-        except Exception as exc:  # the original may be gone or unreadable; the page says 404
-            log.info("annotated %s: cannot read the original: %r", image_id, exc)
-            return None
-        drawn = await asyncio.to_thread(annotate, image, detection["detections"], result.get("position"))
-        return await asyncio.to_thread(encode_jpeg, drawn)
+        async with self._renders:
+            try:
+                data = await self.object_store.get(detection["uri"], max_bytes=self.settings.max_object_bytes)
+                limit = min(self.settings.max_image_pixels, RENDER_MAX_PIXELS)
+                image = await asyncio.to_thread(decode_image, data, limit)
+            except Exception as exc:  # the original may be gone, unreadable or too large; the page says 404
+                log.info("annotated %s: cannot read the original: %r", image_id, exc)
+                return None
+            drawn = await asyncio.to_thread(annotate, image, detection["detections"], result.get("position"))
+            return await asyncio.to_thread(encode_jpeg, drawn)
 
     async def close(self) -> None:
         if self._client is not None:

@@ -7,6 +7,8 @@ in fixed-size structures so memory stays bounded however long the worker runs.
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
 import time
 from collections import Counter, OrderedDict, deque
@@ -14,6 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 class RollingCounter:
@@ -132,11 +136,14 @@ class PipelineStats:
 
 
 def gpu_info() -> list[dict[str, Any]]:
-    """Name, memory and utilisation of each visible CUDA device; empty without one."""
-    try:
-        import torch
+    """Name, memory and utilisation of each CUDA device this process already uses; empty otherwise.
 
-        if not torch.cuda.is_available():
+    Asking torch about a device initialises CUDA (a context of several hundred MiB, seconds of
+    start-up) in the asking process, so a stats request never does it: only a worker whose model
+    already runs on a GPU reports one."""
+    torch = sys.modules.get("torch")
+    try:
+        if torch is None or not torch.cuda.is_initialized():
             return []
         devices = []
         for i in range(torch.cuda.device_count()):
@@ -153,5 +160,6 @@ def gpu_info() -> list[dict[str, Any]]:
                 entry["utilization_pct"] = None
             devices.append(entry)
         return devices
-    except Exception:  # a broken driver must not break the stats page
+    except Exception as exc:  # a broken driver must not break the stats page
+        log.warning("GPU figures unavailable: %r", exc)
         return []

@@ -2,7 +2,8 @@
 
 ``views`` holds the read pages (health, readiness, stats, results, annotated images, dashboard),
 ``rules`` the rule management API, ``dlq`` the dead letters for operators, ``auth`` the
-bearer-token check; :func:`register_views` mounts them all on an app.
+bearer-token check, ``guard`` the rate limit and read-token middlewares; :func:`register_views`
+mounts them all on an app.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mugpos.web.dlq import register_dlq_views
+from mugpos.web.guard import install_guards
 from mugpos.web.rules import register_rule_views
 from mugpos.web.views import register_read_views
 
@@ -18,7 +20,8 @@ if TYPE_CHECKING:
 
 
 def register_views(app: MugposApp) -> None:
-    """Attach every page of the project to ``app``."""
+    """Attach every page of the project to ``app``, behind the rate limit and the read-token check."""
+    install_guards(app)
     register_read_views(app)
     register_rule_views(app)
     register_dlq_views(app)

@@ -32,7 +32,7 @@ from faust import web
 
 from mugpos.core.errors import MugposError
 from mugpos.rules.errors import RuleError, RuleSyntaxError, RuleValidationError
-from mugpos.rules.model import MAX_JSON_BYTES, RULE_ID, Rule, rule_to_json
+from mugpos.rules.model import MAX_JSON_BYTES, RULE_ID, Rule, rule_to_json, rule_to_public_json
 from mugpos.web.auth import check_token
 
 if TYPE_CHECKING:
@@ -204,7 +204,7 @@ def register_rule_views(app: MugposApp) -> None:
                 "ready": True,
                 "version": registry.version,
                 "enabled": len(registry.ruleset),
-                "rules": [rule_to_json(r) for r in sorted(registry.rules.values(), key=lambda r: r.rule_id)],
+                "rules": [rule_to_public_json(r) for r in sorted(registry.rules.values(), key=lambda r: r.rule_id)],
                 "invalid": registry.invalid,
             }
         )
@@ -225,7 +225,7 @@ def register_rule_views(app: MugposApp) -> None:
         rule = registry.rules.get(rule_id)
         if rule is None:
             raise unknown(rule_id, registry)
-        return view.json(rule_to_json(rule))
+        return view.json(rule_to_public_json(rule))
 
     async def delete_rule(view: web.View, request: web.Request, rule_id: str) -> web.Response:
         api.require_write(request)

@@ -79,10 +79,10 @@ class Http:
             time.sleep(0.3)
         raise AssertionError("the worker's web server never answered")
 
-    def wait_for(self, predicate: Any, what: str, timeout_s: float = 60) -> Any:
+    def wait_for(self, predicate: Any, what: str, timeout_s: float = 60, token: str | None = None) -> Any:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            status, _, body = self.call("GET", "/mugpos/rules")
+            status, _, body = self.call("GET", "/mugpos/rules", token=token)
             if status == 200 and predicate(body):
                 return body
             time.sleep(0.3)

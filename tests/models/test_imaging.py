@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
 from mugpos.models.imaging import ImageError, decode_image, sniff_format
@@ -312,3 +314,43 @@ def test_not_an_image_even_after_ultralytics_patched_pillow(no_network: None) ->
     with pytest.raises(ImageError) as caught:
         decode_image(b"definitely not an image", MAX_PIXELS)
     assert caught.value.reason == "not_an_image"
+
+
+# -- fuzzing: only ImageError may escape the decoder ---------------------------------------------
+
+_SEEDS = {
+    "jpeg": jpeg(64, 48),
+    "png": png(Image.fromarray(photo(48, 32))),
+    "webp": encode(Image.fromarray(photo(48, 32)), "WEBP"),
+}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=4096))
+def test_fuzz_arbitrary_bytes_give_an_image_or_an_image_error(data: bytes) -> None:
+    _decoded_or_documented(data)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kind=st.sampled_from(sorted(_SEEDS)),
+    edits=st.lists(st.tuples(st.floats(0, 1), st.binary(min_size=1, max_size=8)), min_size=1, max_size=6),
+    cut=st.floats(0.05, 1.0),
+)
+def test_fuzz_damaged_real_images_give_an_image_or_an_image_error(
+    kind: str, edits: list[tuple[float, bytes]], cut: float
+) -> None:
+    data = bytearray(_SEEDS[kind])
+    for where, patch in edits:  # overwrite bytes anywhere, header included
+        at = int(where * (len(data) - 1))
+        data[at : at + len(patch)] = patch
+    _decoded_or_documented(bytes(data[: max(1, int(len(data) * cut))]))
+
+
+def _decoded_or_documented(data: bytes) -> None:
+    try:
+        image = decode_image(data, max_pixels=4_000_000)
+    except ImageError as exc:
+        assert exc.reason in ("empty_object", "not_an_image", "image_corrupt", "image_too_large")
+        return
+    assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
