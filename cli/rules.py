@@ -1,4 +1,4 @@
-"""``mugpos rules``: add, list, remove and test rules (an extension loaded by ``mugpos.cli.main``).
+"""``mugpos rules``: add, list, remove, explain and test rules (an extension loaded by ``mugpos.cli.main``).
 
 Rules are written to the compacted rules topic, which every worker follows, so ``add`` and ``rm``
 take effect on running workers within a poll interval. Every rule is validated here first, the
@@ -112,7 +112,9 @@ def _run(coro: Any) -> Any:
 
 def register(cli: typer.Typer) -> None:
     """Add the ``rules`` command group to the main CLI."""
-    rules_cli = typer.Typer(help="Add, list, remove and test rules (grammar: rules/GRAMMAR.md).", no_args_is_help=True)
+    rules_cli = typer.Typer(
+        help="Add, list, remove, explain and test rules (grammar: rules/GRAMMAR.md).", no_args_is_help=True
+    )
     cli.add_typer(rules_cli, name="rules")
 
     @rules_cli.command("add")
@@ -222,6 +224,38 @@ def register(cli: typer.Typer) -> None:
                 _fail(f"no rule {rule_id!r} on {settings.topic('rules')} (see `mugpos rules list`)", EXIT_PARTIAL)
         _run(store.delete(rule_id))
         err.print(f"removed rule {rule_id}", highlight=False)
+
+    @rules_cli.command("explain")
+    def explain(
+        text: Annotated[str, typer.Argument(help='A sentence, e.g. "warn if the mug count exceeds 4".')],
+        as_json: Annotated[bool, typer.Option("--json", help="One JSON object: sentence, condition, rule.")] = False,
+    ) -> None:
+        """Show how a sentence is understood, without storing it or reaching any service.
+
+        Prints the rule said back in the grammar's own words, its condition, and its JSON; a
+        sentence the grammar cannot read exits 2 with the error (position, caret, what would fit).
+        """
+        from mugpos.rules.errors import RuleSyntaxError, RuleValidationError
+        from mugpos.rules.language import canonical_sentence, compile_sentence
+        from mugpos.rules.model import describe, rule_to_json
+
+        try:
+            rule = compile_sentence(text)
+        except RuleSyntaxError as exc:
+            _fail_plain(str(exc))
+        except RuleValidationError as exc:
+            _fail(f"invalid rule: {exc}")
+        record = rule_to_json(rule)
+        del record["updated_at"]  # the time of this run, not part of what was understood
+        sentence = canonical_sentence(rule)
+        condition = describe(rule.condition)
+        if as_json:
+            out = {"sentence": sentence, "condition": condition, "rule": record}
+            sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+            return
+        sys.stdout.write(f"understood: {sentence or '(no sentence form)'}\n")
+        sys.stdout.write(f"condition:  {condition}\n")
+        sys.stdout.write(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
 
     @rules_cli.command("test")
     def test(

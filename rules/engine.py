@@ -141,8 +141,22 @@ def format_value(value: Any) -> str:
 # -- reading fields ------------------------------------------------------------------------------
 
 
+def _scaled(value: Any, scale: Any) -> float | None:
+    """A derived value, ``value / scale`` (pixels to centimetres); unknown when either is null or NaN,
+    or the scale is not positive, so a missing scale never makes a centimetre rule fire."""
+    if value is None or scale is None:
+        return None
+    if type(value) not in (int, float) or type(scale) not in (int, float):
+        raise TypeError("a derived field needs numbers")
+    if value != value or not scale > 0:
+        return None
+    return float(value / scale)
+
+
 def _getter(spec: FieldSpec) -> Callable[[Record, Any], Any]:
-    attr, key = spec.attr, spec.key
+    attr, key, scale = spec.attr, spec.key, spec.scale
+    if scale is not None:
+        return lambda ev, m: _scaled(m[attr], ev[scale])
     if spec.scope == "image":
         if key is None:
             return lambda ev, m: ev[attr]
@@ -160,6 +174,23 @@ def _collector(spec: FieldSpec) -> Callable[[Record], list[Any]]:
     attr, key = spec.attr, spec.key
     allowed = _ALLOWED_TYPES[spec.type]
     number = spec.type is FieldType.NUMBER
+
+    if spec.scale is not None:
+        scale_attr = spec.scale
+
+        def collect_scaled(ev: Record) -> list[Any]:
+            scale = ev[scale_attr]
+            mugs = ev["mugs"]
+            if type(mugs) is not list:
+                raise _WrongType
+            out: list[Any] = []
+            for m in mugs:
+                v = _scaled(m[attr], scale)
+                if v is not None:
+                    out.append(v)
+            return out
+
+        return collect_scaled
 
     if spec.scope == "image":
 
@@ -250,7 +281,8 @@ def _compile(node: Condition) -> Test:
         cmp = _CMP[node.op]
         value: Any = frozenset(node.value) if isinstance(node.value, tuple) else node.value
         attr = spec.attr
-        if spec.key is None and spec.scope == "mug":  # the common case, without a getter call
+        plain = spec.key is None and spec.scale is None
+        if plain and spec.scope == "mug":  # the common case, without a getter call
 
             def compare_mug(ev: Record, m: Any) -> bool | None:
                 v = m[attr]
@@ -259,7 +291,7 @@ def _compile(node: Condition) -> Test:
                 return cmp(v, value)
 
             return compare_mug
-        if spec.key is None:
+        if plain:
 
             def compare_image(ev: Record, m: Any) -> bool | None:
                 v = ev[attr]
@@ -506,7 +538,7 @@ def _probe(spec: FieldSpec, groups: tuple[_Group, ...]) -> Probe:
     """
     collect = _collector(spec)
     ordering = all(g.op in ("<", "<=", ">", ">=") for g in groups)
-    if not (spec.type is FieldType.NUMBER and spec.key is None and ordering):
+    if not (spec.type is FieldType.NUMBER and spec.key is None and spec.scale is None and ordering):
 
         def probe_values(ev: Record, passed: set[int]) -> None:
             values = collect(ev)

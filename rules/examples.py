@@ -11,4 +11,6 @@ EXAMPLES: tuple[str, ...] = (
     "notify me when more than 3 mugs are on the table in camera kitchen-1",
     "critical if a mug is closer than 2 cm to another mug",
     "log when the verdict is violation in cameras hall, desk-2 at most once per 10 minutes",
+    "warn if the mug count exceeds 4",
+    "critical when two mugs are closer than 1.5 cm",
 )

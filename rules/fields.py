@@ -4,6 +4,8 @@ One catalog serves the decoder (reject ``mug.colour > 3`` before it is stored), 
 read a value out of a decoded ``PositionEvent``) and the docs. ``mug.*`` fields are read from each
 mug of ``PositionEvent.mugs``; ``image.*`` fields from the event itself. ``mug.attributes.KEY`` and
 ``image.metadata.KEY`` read string maps; a key that is not there is unknown (null), not an error.
+A *derived* field (``scale`` set) is worked out when a rule reads it, from a mug field and an image
+field, so rules can speak centimetres where the event carries pixels without changing the schema.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class FieldSpec:
     doc: str
     key: str | None = None  # map key for mug.attributes.KEY / image.metadata.KEY
     choices: tuple[str, ...] | None = None  # closed vocabulary of a string field
+    scale: str | None = None  # derived: ``attr`` divided by this image field (null when either is unknown)
 
     @property
     def operators(self) -> tuple[str, ...]:
@@ -58,9 +61,21 @@ _FIXED: tuple[FieldSpec, ...] = (
     FieldSpec("mug.on_coaster", "mug", "on_coaster", _B, "Whether the mug stands on a coaster (null: unknown)."),
     FieldSpec("mug.coaster_index", "mug", "coaster_index", _N, "Detection index of its coaster."),
     FieldSpec("mug.coaster_offset_px", "mug", "coaster_offset_px", _N, "Mug base to coaster centre, pixels."),
-    FieldSpec("mug.coaster_offset_frac", "mug", "coaster_offset_frac", _N, "That offset over the coaster size."),
+    FieldSpec(
+        "mug.coaster_offset_frac", "mug", "coaster_offset_frac", _N, "That offset in coaster half-axes (1: the rim)."
+    ),
+    FieldSpec(
+        "mug.coaster_offset_cm",
+        "mug",
+        "coaster_offset_px",
+        _N,
+        "That offset in centimetres: coaster_offset_px over the image's px_per_cm (derived).",
+        scale="px_per_cm",
+    ),
     FieldSpec("mug.edge_distance_px", "mug", "edge_distance_px", _N, "Gap to the surface edge, pixels (<0 overhangs)."),
-    FieldSpec("mug.edge_distance_frac", "mug", "edge_distance_frac", _N, "That gap over the surface size."),
+    FieldSpec(
+        "mug.edge_distance_frac", "mug", "edge_distance_frac", _N, "That gap over the surface size (its shorter side)."
+    ),
     FieldSpec("mug.edge_distance_cm", "mug", "edge_distance_cm", _N, "Gap to the surface edge, centimetres."),
     FieldSpec("mug.nearest_mug_px", "mug", "nearest_mug_px", _N, "Gap to the nearest other mug, pixels."),
     FieldSpec("mug.nearest_mug_cm", "mug", "nearest_mug_cm", _N, "Gap to the nearest other mug, centimetres."),

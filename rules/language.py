@@ -4,17 +4,21 @@ A sentence compiles to exactly the structure a JSON rule has (a condition tree, 
 cooldown), then goes through the same validator, so both ways of writing a rule behave alike.
 Nothing is guessed: a word the grammar does not expect stops the parse with a
 :class:`~rules.errors.RuleSyntaxError` that points at it, says what would fit and suggests the
-nearest known word. There is no eval and no model in the loop; each grammar rule is one method.
+nearest known word. Many phrasings are accepted for one meaning ("exceeds", "is over", "more
+than"), but each phrasing has exactly one meaning; a vague or ambiguous one ("near the edge",
+"every mug", "drops below") is refused with the reason. There is no eval and no model in the loop;
+each grammar rule is one method, and :func:`canonical_sentence` says a rule back in the grammar's
+own words.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NoReturn, TypeVar
 
 from mugpos.rules.errors import RuleSyntaxError, RuleValidationError
 from mugpos.rules.model import (
@@ -31,12 +35,11 @@ from mugpos.rules.model import (
     rule_to_record,
 )
 
-#: Shown in every syntax error; each one is covered by a test.
-
 MAX_NUMBER = 1_000_000_000
 MAX_TOKENS = 120
 
-TokenKind = Literal["word", "number", "string", "comma", "period", "end"]
+TokenKind = Literal["word", "number", "string", "comma", "period", "percent", "symbol", "end"]
+_V = TypeVar("_V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +71,13 @@ class ParsedSentence:
 _LEXEMES = re.compile(
     r"""
       (?P<space>\s+)
-    | (?P<number>\d+(?:\.\d+)?)
+    | (?P<number>\d+(?:\.\d+)?|\.\d+)
     | (?P<word>[^\W\d_](?:[\w'’-]*\w)?(?:\.\w[\w-]*)*)
     | (?P<string>"[^"\n]*")
     | (?P<comma>,)
     | (?P<period>[.!])
+    | (?P<percent>%)
+    | (?P<symbol><=|>=|[<>≤≥])
     """,
     re.VERBOSE,
 )
@@ -98,7 +103,7 @@ def tokenize(text: str) -> list[Token]:
             tokens.append(Token("number", lexeme, pos, match.end(), number))
         elif kind == "string":
             tokens.append(Token("string", lexeme[1:-1], pos, match.end()))
-        elif kind in ("word", "comma", "period"):
+        elif kind in ("word", "comma", "period", "percent", "symbol"):
             tokens.append(Token(kind, lexeme, pos, match.end()))  # type: ignore[arg-type]
         pos = match.end()
         if len(tokens) > MAX_TOKENS:
@@ -121,27 +126,65 @@ LEADS: dict[str, tuple[Severity, ActionType | None]] = {
     "page": ("critical", None),
     "log": ("info", "log"),
     "raise": ("warning", None),
+    "send": ("warning", None),
+    "let": ("info", None),
 }
+#: Leads that may also close a sentence: "if a mug is over the edge, page me".
+TRAILING_LEADS = ("alert", "warn", "notify", "tell", "inform", "page", "log", "raise", "send", "let")
+#: What "raise" and "send" raise: the noun sets the severity unless a level word comes first.
+ALERT_NOUNS: dict[str, Severity] = {
+    "alert": "warning",
+    "alarm": "warning",
+    "warning": "warning",
+    "notification": "info",
+    "notice": "info",
+    "message": "info",
+}
+LEVELS: dict[str, Severity] = {"critical": "critical", "urgent": "critical", "warning": "warning", "info": "info"}
 TRIGGERS = ("when", "if", "whenever")
+TRIGGER_PHRASES: tuple[tuple[str, ...], ...] = (
+    ("when",),
+    ("if",),
+    ("whenever",),
+    ("as", "soon", "as"),
+    ("every", "time"),
+    ("each", "time"),
+    ("any", "time"),
+    ("anytime",),
+)
 DETERMINERS = ("a", "an", "any", "some", "one", "the")
 MUG_WORDS = ("mug", "cup")
+MUG_POSSESSIVES = ("mug's", "cup's")
 COLOURS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white", "grey", "gray")
-NUMBER_WORDS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
-    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
+_ONES = {"zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9}
+_TEENS = {
+    "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
+    "seventeen": 17, "eighteen": 18, "nineteen": 19,
 }  # fmt: skip
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
+NUMBER_WORDS: dict[str, int] = {**_ONES, **_TEENS, **_TENS}
 #: unit word -> (field family, factor to centimetres)
 UNITS: dict[str, tuple[Literal["cm", "px"], float]] = {
     **dict.fromkeys(("cm", "centimetre", "centimetres", "centimeter", "centimeters"), ("cm", 1.0)),
     **dict.fromkeys(("mm", "millimetre", "millimetres", "millimeter", "millimeters"), ("cm", 0.1)),
     **dict.fromkeys(("m", "metre", "metres", "meter", "meters"), ("cm", 100.0)),
     **dict.fromkeys(("in", "inch", "inches"), ("cm", 2.54)),
+    **dict.fromkeys(("ft", "foot", "feet"), ("cm", 30.48)),
     **dict.fromkeys(("px", "pixel", "pixels"), ("px", 1.0)),
 }
+PERCENT_WORDS = ("percent", "pct")
+SURFACES = ("table", "surface", "desk", "counter", "worktop", "shelf")
+SURFACE_POSSESSIVES = tuple(f"{s}'s" for s in SURFACES)
 COUNT_THINGS = {
     **dict.fromkeys(("mug", "mugs", "cup", "cups"), "image.mug_count"),
     **dict.fromkeys(("coaster", "coasters"), "image.coaster_count"),
-    **dict.fromkeys(("table", "tables", "surface", "surfaces"), "image.surface_count"),
+    **dict.fromkeys(("table", "tables", "surface", "surfaces", "desk", "desks"), "image.surface_count"),
+}
+#: "the mug count", "the coaster count": the singular names a count noun takes.
+COUNT_NOUNS = {
+    **dict.fromkeys(("mug", "cup"), "image.mug_count"),
+    "coaster": "image.coaster_count",
+    **dict.fromkeys(("table", "surface", "desk"), "image.surface_count"),
 }
 TIME_UNITS = {
     **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1),
@@ -153,9 +196,53 @@ VERDICTS = {"ok": "ok", "okay": "ok", "fine": "ok", "warning": "warning", "viola
 SCOPE_PREPS = ("in", "on", "at", "from", "for")
 SCOPE_NOUNS = ("camera", "cameras", "source", "sources")
 METRICS = {"quality": "mug.quality", "confidence": "mug.confidence"}
-PLACES_AFTER_IN = ("view", "image", "picture", "frame", "scene")
+#: The full scale of each metric: a percentage is a share of it, and a value beyond it is a mistake.
+METRIC_SCALE = {"quality": 100, "confidence": 1}
+PLACES_AFTER_IN = ("view", "image", "picture", "frame", "scene", "shot", "sight")
 PLACE_WORDS = ("visible", "seen", "detected", "found", "present")
+CENTRES = ("centre", "center", "middle")
+OFF_CENTRE = ("off-centre", "off-center")
+MUG_TARGET_WORDS = ("another", "other", "nearest", "next", "closest", "neighbouring", "neighboring", "adjacent")
+NEIGHBOURS = ("neighbour", "neighbor")
+#: Words between "is" and the state that add nothing: "is standing on a coaster", "is placed within".
+PARTICIPLES = ("standing", "sitting", "resting", "lying", "placed", "positioned", "located", "left", "put", "kept")
+MORE_WORDS = ("more", "greater", "higher", "bigger", "larger")
+LESS_WORDS = ("less", "fewer", "lower", "smaller")
+FURTHER_WORDS = ("further", "farther")
+CLOSER_WORDS = ("closer", "nearer")
+SYMBOLS = {"<": "<", "<=": "<=", ">": ">", ">=": ">=", "≤": "<=", "≥": ">="}
+#: "5 cm or less", "40 or above": the word after "or" and the inclusive bound it makes.
+OR_BOUNDS = {
+    **dict.fromkeys(("less", "fewer", "lower", "below", "under", "closer", "nearer", "smaller"), "<="),
+    **dict.fromkeys(("more", "greater", "higher", "above", "over", "further", "farther", "bigger", "larger"), ">="),
+}
 _NEGATED = {"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
+
+#: Why some words are refused wherever they stop the parse (appended to the error message).
+_VAGUE = ("near", "close", "far", "nearby", "low", "high", "many", "several", "few", "lots", "plenty", "couple")
+_CHANGES = (
+    "drops", "drop", "falls", "fall", "rises", "rise", "goes", "go", "gets", "get", "becomes", "become",
+    "reaches", "reach", "hits", "climbs", "dips", "increases", "decreases", "moves", "changes", "turns",
+)  # fmt: skip
+_ALL = ("every", "each", "all", "both")
+HINTS: dict[str, str] = {
+    **dict.fromkeys(_VAGUE, "it names no amount; give a number, e.g. 'within 5 cm of the table edge'"),
+    **dict.fromkeys(_CHANGES, "it describes a change; a rule tests each picture, e.g. 'is below 40'"),
+    "unless": "'unless' is not part of the grammar; join conditions with 'and', 'or' and 'not'",
+}
+
+
+_CLAUSE_WORDS = (*DETERMINERS, "there", "there's", "verdict", "placement", "overall", "no", *_ALL, "mugs", "cups")
+
+
+def number_word(low: str) -> int | None:
+    """'seven' -> 7, 'twenty-five' -> 25; None for a word that is no number."""
+    if low in NUMBER_WORDS:
+        return NUMBER_WORDS[low]
+    tens, sep, one = low.partition("-")
+    if sep and tens in _TENS and _ONES.get(one, 0) > 0:
+        return _TENS[tens] + _ONES[one]
+    return None
 
 
 class _Parser:
@@ -166,15 +253,23 @@ class _Parser:
         self.tokens = tokenize(text)
         self.i = 0
         self.mug_context = False
+        self.lead_pending = False  # no lead before the trigger: one may close the sentence
 
     # -- token helpers -------------------------------------------------------------------------
 
     def peek(self, ahead: int = 0) -> Token:
         return self.tokens[min(self.i + ahead, len(self.tokens) - 1)]
 
+    def low(self, ahead: int = 0) -> str:
+        tok = self.peek(ahead)
+        return tok.low if tok.kind == "word" else ""
+
     def at(self, *words: str, ahead: int = 0) -> bool:
         tok = self.peek(ahead)
         return tok.kind == "word" and tok.low in words
+
+    def at_phrase(self, words: tuple[str, ...], ahead: int = 0) -> bool:
+        return all(self.at(word, ahead=ahead + k) for k, word in enumerate(words))
 
     def accept(self, *words: str) -> Token | None:
         if self.at(*words):
@@ -191,10 +286,16 @@ class _Parser:
         return tok
 
     def fail(self, expected: Iterable[str], vocabulary: Iterable[str] = (), message: str | None = None) -> NoReturn:
-        tok = self.peek()
+        self.fail_at(self.peek(), expected, vocabulary, message)
+
+    def fail_at(
+        self, tok: Token, expected: Iterable[str], vocabulary: Iterable[str] = (), message: str | None = None
+    ) -> NoReturn:
         expected = list(dict.fromkeys(expected))
         if message is None:
             message = "the sentence ends too early" if tok.kind == "end" else f"unexpected {self.describe(tok)}"
+            if tok.kind == "word" and tok.low in HINTS:
+                message += f" ({HINTS[tok.low]})"
         suggestion = None
         if tok.kind == "word":
             close = difflib.get_close_matches(tok.low, list(dict.fromkeys(vocabulary)), n=1, cutoff=0.75)
@@ -207,36 +308,212 @@ class _Parser:
             return f"number {tok.text}"
         if tok.kind == "string":
             return f'name "{tok.text}"'
-        if tok.kind in ("comma", "period"):
+        if tok.kind in ("comma", "period", "percent", "symbol"):
             return f"{tok.text!r}"
         return f"word {tok.text!r}"
 
+    # -- numbers, comparisons and measures -----------------------------------------------------
+
+    def number_span(self, ahead: int = 0) -> int:
+        """How many tokens the number starting ``ahead`` on takes ("twenty five" is two); 0: none."""
+        tok = self.peek(ahead)
+        if tok.kind == "number":
+            return 1
+        if tok.kind != "word" or number_word(tok.low) is None:
+            return 0
+        return 2 if tok.low in _TENS and _ONES.get(self.low(ahead + 1), 0) > 0 else 1
+
+    def is_number(self, ahead: int = 0) -> bool:
+        return self.number_span(ahead) > 0
+
     def number(self, what: str, *, integer: bool = False) -> int | float:
         tok = self.peek()
-        if tok.kind == "number" and tok.number is not None:
-            value = tok.number
-        elif tok.kind == "word" and tok.low in NUMBER_WORDS:
-            value = NUMBER_WORDS[tok.low]
-        else:
+        span = self.number_span()
+        if not span:
             self.fail([what], vocabulary=NUMBER_WORDS)
+        if tok.kind == "number" and tok.number is not None:
+            value: int | float = tok.number
+        else:
+            value = (number_word(tok.low) or 0) + (_ONES[self.low(1)] if span == 2 else 0)
         if integer and isinstance(value, float):
             self.fail([f"a whole number ({what})"], message=f"{tok.text} is not a whole number")
         if value > MAX_NUMBER:
             self.fail([what], message=f"{tok.text} is too large (at most {MAX_NUMBER})")
-        self.i += 1
+        self.i += span
         return value
 
-    def is_number(self, ahead: int = 0) -> bool:
+    def comparator_span(self, ahead: int = 0, *, distance: bool = False) -> tuple[str, int] | None:
+        """The comparison starting ``ahead`` on, as (operator, tokens it takes), without consuming it.
+
+        ``distance`` adds the words that only compare distances ("within", "closer than").
+        """
         tok = self.peek(ahead)
-        return tok.kind == "number" or (tok.kind == "word" and tok.low in NUMBER_WORDS)
+        if tok.kind == "symbol":
+            return SYMBOLS[tok.text], 1
+        if tok.kind != "word":
+            return None
+        word = tok.low
+        bigger = MORE_WORDS + (FURTHER_WORDS if distance else ())
+        smaller = LESS_WORDS + (CLOSER_WORDS if distance else ())
+        if word == "no" and self.low(ahead + 1) in bigger + smaller and self.at("than", ahead=ahead + 2):
+            return ("<=" if self.low(ahead + 1) in bigger else ">="), 3
+        if word in bigger + smaller and self.at("than", ahead=ahead + 1):
+            op = ">" if word in bigger else "<"
+            if self.at_phrase(("or", "equal", "to"), ahead + 2):
+                return op + "=", 5
+            return op, 2
+        if word in ("above", "over"):
+            return ">", 1
+        if word in ("below", "under"):
+            return "<", 1
+        if word == "at" and self.at("least", "most", ahead=ahead + 1):
+            return (">=" if self.low(ahead + 1) == "least" else "<="), 2
+        if word == "up" and self.at("to", ahead=ahead + 1):
+            return "<=", 2
+        if distance and word == "within":
+            return "<=", 1
+        return None
+
+    def measure_kind(self, ahead: int) -> Literal["unit", "percent", "bare"] | None:
+        """What follows the number starting ``ahead`` on: a unit, a percent sign, nothing; None: no number."""
+        span = self.number_span(ahead)
+        if not span:
+            return None
+        after = ahead + span
+        tok = self.peek(after)
+        if tok.kind == "percent" or self.at(*PERCENT_WORDS, ahead=after) or self.at_phrase(("per", "cent"), after):
+            return "percent"
+        if tok.kind == "word" and tok.low in UNITS:
+            return "unit"
+        return "bare"
+
+    def distance_ahead(self, ahead: int = 0) -> bool:
+        """A distance comparison ("less than 5 cm", "within 10%", "5 cm or less") starts ``ahead`` on."""
+        found = self.comparator_span(ahead, distance=True)
+        if found is not None:
+            return self.measure_kind(ahead + found[1]) in ("unit", "percent")
+        return self.measure_kind(ahead) in ("unit", "percent")
+
+    def comparison(self, *, distance: bool = False) -> str:
+        found = self.comparator_span(distance=distance)
+        if found is None:
+            expected = ['"above N"', '"below N"', '"more than N"', '"less than N"', '"at least N"', '"at most N"']
+            self.fail(expected, ("above", "below", "at", "more", "less", "over", "under"))
+        self.i += found[1]
+        return found[0]
+
+    def or_bound(self) -> str | None:
+        """The "or less" / "or more" after a value, if there is one (not "or more than", which joins)."""
+        if self.at("or") and self.low(1) in OR_BOUNDS and not self.at("than", ahead=2):
+            self.i += 2
+            return OR_BOUNDS[self.tokens[self.i - 1].low]
+        return None
+
+    def percent(self) -> bool:
+        """Consume "%", "percent", "per cent" or "pct" if it comes next."""
+        if self.peek().kind == "percent" or self.at(*PERCENT_WORDS):
+            self.i += 1
+            return True
+        if self.at_phrase(("per", "cent")):
+            self.i += 2
+            return True
+        return False
+
+    def measure(self) -> tuple[float, Literal["cm", "px", "frac"], Token]:
+        """A distance: NUMBER and a unit (converted to cm or px) or a percentage (a fraction)."""
+        amount = self.number("a distance such as 5 cm")
+        tok = self.peek()
+        if self.percent():
+            return _tidy(amount / 100), "frac", tok
+        unit = self.expect(UNITS, ['"cm"', '"mm"', '"m"', '"in"', '"px"', '"%"'])
+        family, factor = UNITS[unit.low]
+        return _tidy(amount * factor), family, unit
+
+    def relation(self, read: Callable[[], _V], *, equality: bool, verb: bool) -> tuple[str, _V]:
+        """[verb] comparison VALUE | [verb] VALUE "or" ("more" | "less" ...) | (counts) [verb] ["exactly"] VALUE.
+
+        ``verb``: a noun came first ("the mug count exceeds 4"), so "is", "exceeds", "equals" may lead.
+        ``equality``: a bare value means "equals" (counts only: nobody means a quality of exactly 40).
+        """
+        negate = False
+        if verb:
+            if self.accept("exceeds", "exceed"):
+                return ">", read()
+            if self.accept("doesn't") or (self.at("does") and self.at("not", ahead=1) and self.accept("does")):
+                self.accept("not")
+                self.expect(("exceed",), ['"exceed"'])
+                return "<=", read()
+            if equality and self.accept("equals"):
+                return "==", read()
+            if self.accept("isn't"):
+                negate = True
+            elif self.accept("is"):
+                negate = self.accept("not") is not None
+            elif self.peek().kind != "symbol":
+                self.fail(['"is"', '"exceeds"', '"is above N"', '"is below N"'], ("is", "exceeds", "equals"))
+            if equality and self.at_phrase(("equal", "to")):
+                self.i += 2
+                return ("!=" if negate else "=="), read()
+        if equality and self.accept("exactly"):
+            op = "=="
+        elif self.comparator_span() is not None:
+            op = self.comparison()
+        elif self.is_number():
+            first = self.peek()
+            value = read()
+            bound = self.or_bound()
+            if bound is None and not equality:
+                expected = ['"below N"', '"above N"', '"N or less"', '"N or more"']
+                self.fail_at(first, expected, message="a value needs a comparison, e.g. 'below 40'")
+            op = bound or "=="
+            return (_NEGATED[op] if negate else op), value
+        else:
+            op = self.comparison()
+        return (_NEGATED[op] if negate else op), read()
+
+    def metric_value(self, metric: str) -> int | float:
+        """A quality (0 to 100) or confidence (0 to 1); a percentage is a share of that scale."""
+        tok = self.peek()
+        value = self.number("a number")
+        scale = METRIC_SCALE[metric]
+        if self.percent():
+            value = value * scale / 100
+        if value > scale:
+            hint = "write 0.5 or 50%" if metric == "confidence" else "it is 0 to 100"
+            message = f"{tok.text} is beyond the {metric} scale ({hint})"
+            self.fail_at(tok, [f"a {metric} up to {scale}"], message=message)
+        return _tidy(value)
 
     # -- sentence ------------------------------------------------------------------------------
 
+    def trigger_ahead(self, ahead: int = 0) -> int:
+        """Tokens of the trigger ("when", "as soon as") starting ``ahead`` on; 0: none."""
+        for phrase in TRIGGER_PHRASES:
+            if self.at_phrase(phrase, ahead):
+                return len(phrase)
+        return 0
+
+    def trigger(self, has_lead: bool) -> None:
+        span = self.trigger_ahead()
+        if not span:
+            expected = ['"when"', '"if"'] if has_lead else ['"alert"', '"warn"', '"notify me"', '"when"', '"if"']
+            self.fail(expected, vocabulary=TRIGGERS)
+        self.i += span
+
+    def lead_ahead(self, ahead: int = 0) -> bool:
+        """A lead closes the sentence here (after an optional comma and "then")."""
+        if self.peek(ahead).kind == "comma":
+            ahead += 1
+        if self.at("then", ahead=ahead):
+            ahead += 1
+        return self.at(*TRAILING_LEADS, ahead=ahead)
+
     def sentence(self) -> ParsedSentence:
-        severity, action = self.lead()
-        self.expect(
-            TRIGGERS, ['"when"', '"if"'] if severity else ['"alert"', '"warn"', '"notify me"', '"when"', '"if"']
-        )
+        lead: tuple[Severity, ActionType | None] | None = None
+        if not self.trigger_ahead():
+            lead = self.lead()
+        self.trigger(lead is not None)
+        self.lead_pending = lead is None
         condition = self.condition()
         sources: tuple[str, ...] | None = None
         cooldown: int | None = None
@@ -251,6 +528,12 @@ class _Parser:
                 if cooldown is not None:
                     self.fail(["one cooldown per rule"], message="the cooldown is given twice")
                 cooldown = self.cooldown()
+            elif self.lead_pending and self.lead_ahead():
+                if self.peek().kind == "comma":
+                    self.i += 1
+                self.accept("then")
+                lead = self.lead()
+                self.lead_pending = False
             else:
                 break
         if self.peek().kind == "period":
@@ -258,26 +541,30 @@ class _Parser:
         if self.peek().kind != "end":
             expected = ['"and"', '"or"', '"in camera NAME"', '"at most once per N minutes"', "the end of the sentence"]
             self.fail(expected, vocabulary=("and", "or", "in", "at", "camera", "once"))
-        return ParsedSentence(condition, severity or "warning", action, sources or (), cooldown)
+        severity, action = lead or ("warning", None)
+        return ParsedSentence(condition, severity, action, sources or (), cooldown)
 
-    def lead(self) -> tuple[Severity | None, ActionType | None]:
+    def lead(self) -> tuple[Severity, ActionType | None]:
         tok = self.peek()
         if tok.kind != "word" or tok.low not in LEADS:
-            if not self.at(*TRIGGERS):
-                self.fail(
-                    ['"alert"', '"warn"', '"notify me"', '"critical"', '"log"', '"when"', '"if"'], [*LEADS, *TRIGGERS]
-                )
-            return None, None
+            expected = ['"alert"', '"warn"', '"notify me"', '"critical"', '"log"', '"when"', '"if"']
+            self.fail(expected, [*LEADS, *TRIGGERS])
         self.i += 1
         severity, action = LEADS[tok.low]
         if tok.low in ("tell", "inform", "page"):
             self.expect(("me", "us"), ['"me"'])
-        elif tok.low == "raise":  # raise [a|an] [critical|warning|info] alert
+        elif tok.low == "let":  # let me know
+            self.expect(("me", "us"), ['"me"'])
+            self.expect(("know",), ['"know"'])
+        elif tok.low in ("raise", "send"):  # raise [a|an] [critical|warning|info] alert
+            if tok.low == "send":
+                self.accept("me", "us")
             self.accept("a", "an")
-            level = self.accept("critical", "warning", "info")
-            if level is not None:
-                severity = LEADS[level.low][0]
-            self.expect(("alert", "alarm"), ['"alert"'])
+            level = self.accept(*LEVELS)
+            if level is not None and level.low == "warning" and not self.at(*ALERT_NOUNS):
+                return "warning", action  # "raise a warning": the level word is the noun
+            noun = self.expect(ALERT_NOUNS, ['"alert"'])
+            severity = LEVELS[level.low] if level is not None else ALERT_NOUNS[noun.low]
         else:
             self.accept("me", "us", "it")
             if tok.low == "critical":
@@ -286,17 +573,23 @@ class _Parser:
 
     def condition(self) -> Condition:
         parts = [self.conjunction()]
-        while self.at("or") and self.clause_ahead(1):
-            self.i += 1
+        while self.joiner_ahead("or"):
             parts.append(self.conjunction())
         return parts[0] if len(parts) == 1 else AnyOf(tuple(parts))
 
     def conjunction(self) -> Condition:
         parts = [self.clause()]
-        while self.at("and") and self.clause_ahead(1):
-            self.i += 1
+        while self.joiner_ahead("and", "but"):
             parts.append(self.clause())
         return parts[0] if len(parts) == 1 else AllOf(tuple(parts))
+
+    def joiner_ahead(self, *words: str) -> bool:
+        """Consume ``[","] and`` (or ``or``) when a clause follows it; a comma alone joins nothing."""
+        comma = 1 if self.peek().kind == "comma" else 0
+        if self.at(*words, ahead=comma) and self.clause_ahead(comma + 1):
+            self.i += comma + 1
+            return True
+        return False
 
     def clause_ahead(self, ahead: int) -> bool:
         """Whether a clause starts ``ahead`` tokens on (so ``and``/``or`` there joins conditions)."""
@@ -306,70 +599,155 @@ class _Parser:
         if tok.kind != "word":
             return False
         return (
-            tok.low in (*DETERMINERS, "there", "the", "verdict", "placement", "no", *NUMBER_WORDS)
+            tok.low in _CLAUSE_WORDS
+            or number_word(tok.low) is not None
             or self.quantity_ahead(ahead)
+            or self.count_noun_ahead(ahead)
             or (self.mug_context and self.predicate_ahead(ahead))
         )
 
     def clause(self) -> Condition:
-        if self.at(*DETERMINERS) and (self.at(*MUG_WORDS, ahead=1) or self.at(*COLOURS, ahead=1)):
+        if self.at("there", "there's") and self.there_mug_ahead():
+            self.i += 1 if self.at("there's") else 2
             return self.mug_clause()
+        if self.count_noun_ahead(0):
+            return self.count_noun_clause()
+        if self.at(*DETERMINERS) and self.at(*MUG_WORDS, *MUG_POSSESSIVES, *COLOURS, ahead=1):
+            return self.mug_clause()
+        if self.at("any") and (self.at("two", ahead=1) or self.peek(1).text == "2"):  # "any two mugs are ..."
+            self.i += 1
+            return self.count_clause(pair_only=True)
+        if self.at(*_ALL, "mugs", "cups"):
+            message = f"unexpected word {self.peek().text!r} (a rule fires when some mug matches: say 'a mug')"
+            self.fail(['"a mug"', '"any mug"'], message=message)
         if self.mug_context and self.predicate_ahead(0):
             self.accept("it")
             return self.mug_predicate()
-        if self.at("there") or self.quantity_ahead(0) or self.is_number():
+        if self.at("there", "there's") or self.quantity_ahead(0) or self.is_number():
             return self.count_clause()
-        if self.at("the", "verdict", "placement"):
+        if self.at("the", "verdict", "placement", "overall"):
             return self.verdict_clause()
         expected = ['"a mug is ..."', '"more than N mugs ..."', '"there are no coasters"', '"the verdict is ..."']
         return self.fail(expected, vocabulary=(*DETERMINERS, "mug", "there", "more", "fewer", "the", "verdict"))
 
     # -- mug clauses ---------------------------------------------------------------------------
 
+    def there_mug_ahead(self) -> bool:
+        """ "there is a mug that ..." / "there's a red mug within ..." (a mug clause, not a count)."""
+        k = 1 if self.at("there's") else 2
+        if k == 2 and not self.at("is", ahead=1):
+            return False
+        if not self.at("a", "an", "any", "some", ahead=k):
+            return False
+        return self.at(*MUG_WORDS, ahead=k + 1) or (self.at(*COLOURS, ahead=k + 1) and self.at(*MUG_WORDS, ahead=k + 2))
+
     def mug_clause(self) -> Condition:
         self.expect(DETERMINERS, ['"a"', '"any"'])
         colour = self.accept(*COLOURS)
-        self.expect(MUG_WORDS, ['"mug"'])
+        mug = self.expect((*MUG_WORDS, *MUG_POSSESSIVES), ['"mug"'])
         self.mug_context = True
-        predicate = self.mug_predicate()
-        if colour is None:
-            return predicate
-        name = "grey" if colour.low == "gray" else colour.low
-        return AllOf((Compare("mug.attributes.colour", "==", name), predicate))
+        parts: list[Condition] = []
+        if colour is not None:
+            parts.append(_colour(colour.low))
+        if mug.low in MUG_POSSESSIVES:  # "a mug's quality is below 40"
+            parts.append(self.mug_attribute())
+        else:
+            if self.accept("coloured", "colored"):
+                parts.append(_colour(self.expect(COLOURS, ['"red"', '"blue"']).low))
+            elif self.accept("whose"):
+                parts.append(self.mug_attribute())
+                if not self.predicate_verb_ahead():
+                    return parts[0] if len(parts) == 1 else AllOf(tuple(parts))
+            # "a mug that is red is ...", "a mug without a coaster is ...": a relative clause, then the predicate
+            relative = self.at("that", "which") or not self.predicate_verb_ahead()
+            parts.append(self.mug_predicate())
+            if relative and self.predicate_verb_ahead() and not self.at("that", "which"):
+                parts.append(self.mug_predicate())
+        return parts[0] if len(parts) == 1 else AllOf(tuple(parts))
 
-    PREDICATE_STARTS = (
-        "is", "isn't", "stands", "sits", "that", "which", "it", "not", "on", "off", "without", "within", "closer",
-        "nearer", "less", "further", "farther", "more", "at", "over", "overhanging", "hanging", "with", "has",
+    def mug_attribute(self) -> Condition:
+        """What follows "a mug's" or "whose": a measure and its relation to a value."""
+        if self.accept("colour", "color"):
+            negate = self.accept("isn't") is not None
+            if not negate:
+                self.expect(("is",), ['"is"'])
+                negate = self.accept("not") is not None
+            colour = _colour(self.expect(COLOURS, ['"red"', '"blue"']).low)
+            return negate_condition(colour) if negate else colour
+        if self.at("placement", "detection", *METRICS):
+            metric = self.metric_name()
+            op, value = self.relation(lambda: self.metric_value(metric), equality=False, verb=True)
+            return Compare(METRICS[metric], op, value)
+        if self.accept("distance", "gap"):
+            self.expect(("to", "from"), ['"to"', '"from"'])
+            kind = self.target()
+        elif self.accept("edge"):
+            self.expect(("distance",), ['"distance"'])
+            kind = "edge_distance"
+        elif self.accept("coaster"):
+            self.expect(("offset",), ['"offset"'])
+            kind = "coaster_offset"
+        elif self.accept("offset"):
+            self.expect(("from",), ['"from"'])
+            kind = self.centre_target()
+        else:
+            expected = ['"quality"', '"confidence"', '"distance to the table edge"', '"coaster offset"', '"colour"']
+            self.fail(expected, ("quality", "confidence", "distance", "colour", "color", "coaster", "offset"))
+        op, (amount, family, unit) = self.relation(self.measure, equality=False, verb=True)
+        return self.measured(kind, family, unit, op, amount)
+
+    PREDICATE_WORDS = (
+        "is", "isn't", "it", "it's", "that", "which", "that's", "stands", "sits", "rests", "lies", "not",
+        "doesn't", "does", "on", "off", "without", "missing", "with", "has", "having", "over", "overhanging",
+        "overhangs", "hanging", "hangs", "sticking", "sticks", "touching", "touches", *OFF_CENTRE, *PARTICIPLES,
     )  # fmt: skip
 
     def predicate_ahead(self, ahead: int) -> bool:
+        """Whether a mug predicate ("is on a coaster", "within 5 cm of ...") starts ``ahead`` on."""
         tok = self.peek(ahead)
-        if tok.kind != "word" or tok.low not in self.PREDICATE_STARTS:
+        if tok.kind in ("symbol", "number") or self.is_number(ahead):
+            return self.distance_ahead(ahead)
+        if tok.kind != "word":
             return False
-        if tok.low in ("more", "less", "at"):  # "more than 5 cm from ..." vs "more than 3 mugs"
-            return self.peek(ahead + 3).low in UNITS
-        if tok.low == "over":
-            return not self.is_number(ahead + 1)
-        if tok.low == "on":  # "on a coaster" vs the scope "on camera x"
+        word = tok.low
+        if word in ("within", "closer", "nearer", "further", "farther"):
+            return True
+        if self.comparator_span(ahead, distance=True) is not None:
+            if self.distance_ahead(ahead):
+                return True
+            return word == "over" and not self.is_number(ahead + 1)  # "over the edge"
+        if word == "on":  # "on a coaster" vs the scope "on camera x"
             return not self.at(*SCOPE_NOUNS, ahead=ahead + 1)
-        return True
+        return word in self.PREDICATE_WORDS
+
+    def predicate_verb_ahead(self) -> bool:
+        return self.at("is", "isn't", "stands", "sits", "rests", "lies", "doesn't", "does", "has", "that", "which")
 
     def mug_predicate(self) -> Condition:
         negate = False
         self.accept("that", "which")
         if self.accept("isn't"):
             negate = True
+        elif self.accept("doesn't") or (self.at("does") and self.at("not", ahead=1) and self.accept("does")):
+            self.accept("not")
+            verb = self.expect(("stand", "sit", "rest", "lie", "have", "touch"), ['"stand"', '"have"'])
+            if verb.low == "have":
+                return negate_condition(self.with_state())
+            if verb.low == "touch":
+                return negate_condition(self.touching())
+            negate = True
         else:
-            self.accept("is", "stands", "sits")
+            self.accept("is", "it's", "that's", "stands", "sits", "rests", "lies")
         if self.accept("not"):
             negate = not negate
+        self.accept(*PARTICIPLES)
         state = self.mug_state()
         return negate_condition(state) if negate else state
 
     MUG_STATES = (
         '"on a coaster"', '"off a coaster"', '"within N cm of the table edge"', '"closer than N cm to another mug"',
         '"further than N cm from the table edge"', '"at least N cm from another mug"', '"over the edge"',
-        '"with quality below N"',
+        '"more than N cm from the centre of its coaster"', '"with quality below N"',
     )  # fmt: skip
 
     def mug_state(self) -> Condition:
@@ -379,160 +757,337 @@ class _Parser:
             self.accept("a", "an", "its", "the")
             self.expect(("coaster",), ['"coaster"'])
             return Compare("mug.on_coaster", "==", True)
-        if self.accept("off", "without"):
+        if self.at(*OFF_CENTRE) or (self.at("off") and self.at(*CENTRES, ahead=1)):
+            return self.off_centre()
+        if self.accept("off", "without", "missing"):
             self.accept("a", "an", "its", "the")
             self.expect(("coaster",), ['"coaster"'])
             return Compare("mug.on_coaster", "==", False)
-        if self.accept("within"):
-            return self.distance("<=", ("of", "from", "to"))
-        if self.accept("closer", "nearer"):
-            self.expect(("than",), ['"than"'])
-            return self.distance("<", ("to", "from"))
-        if self.at("less", "more") and self.at("than", ahead=1):
-            op = "<" if self.peek().low == "less" else ">"
-            self.i += 2
-            return self.distance(op, ("from", "to"))
-        if self.accept("further", "farther"):
-            self.expect(("than",), ['"than"'])
-            return self.distance(">", ("from",))
-        if self.at("at") and self.at("least", "most", ahead=1):
-            op = ">=" if self.peek(1).low == "least" else "<="
-            self.i += 2
-            return self.distance(op, ("from", "to"))
-        if self.accept("overhanging") or (self.accept("hanging") and self.expect(("over",), ['"over"'])):
+        if self.accept("with", "has", "having"):
+            return self.with_state()
+        if self.at(*COLOURS):
+            return _colour(self.expect(COLOURS, ()).low)
+        if self.at("touching", "touches"):
+            self.i += 1
+            return self.touching()
+        if self.accept("overhanging", "overhangs"):
+            if self.at("the", "its", "edge", *SURFACES, *SURFACE_POSSESSIVES):
+                self.edge_target()
+            return Compare("mug.edge_distance_px", "<", 0)
+        if self.accept("hanging", "hangs", "sticking", "sticks"):
+            if self.tokens[self.i - 1].low.startswith("stick"):
+                self.expect(("out",), ['"out"'])
+            self.expect(("over", "off", "past"), ['"over"'])
             self.edge_target()
             return Compare("mug.edge_distance_px", "<", 0)
-        if self.accept("over"):
+        if self.at("over") and not self.distance_ahead():
+            self.i += 1
             self.edge_target()
             return Compare("mug.edge_distance_px", "<", 0)
-        if self.accept("with", "has"):
-            return self.metric()
+        if self.comparator_span(distance=True) is not None or self.is_number():
+            return self.distance()
         return self.fail(self.MUG_STATES, vocabulary=vocabulary)
 
-    def distance(self, op: str, prepositions: tuple[str, ...]) -> Compare:
-        amount = self.number("a distance such as 5 cm")
-        unit = self.expect(UNITS, ['"cm"', '"mm"', '"px"', '"in"'])
-        family, factor = UNITS[unit.low]
+    def with_state(self) -> Condition:
+        """After "with" / "has": a coaster ("has no coaster") or a metric ("with quality below 40")."""
+        if self.accept("no"):
+            self.expect(("coaster",), ['"coaster"'])
+            return Compare("mug.on_coaster", "==", False)
+        if self.at("coaster") or (self.at("a", "an", "its") and self.at("coaster", ahead=1)):
+            self.accept("a", "an", "its")
+            self.i += 1
+            return Compare("mug.on_coaster", "==", True)
+        self.accept("a", "an")
+        metric = self.metric_name()
+        self.accept("of")
+        op, value = self.relation(lambda: self.metric_value(metric), equality=False, verb=False)
+        return Compare(METRICS[metric], op, value)
+
+    def metric_name(self) -> str:
+        """ "quality", "placement quality", "confidence", "detection confidence" [ "score" | "level" ]."""
+        if self.accept("placement"):
+            name = self.expect(("quality",), ['"quality"'])
+        elif self.accept("detection"):
+            name = self.expect(("confidence",), ['"confidence"'])
+        else:
+            name = self.expect(METRICS, ['"quality"', '"confidence"', '"a coaster"'])
+        self.accept("score", "level", "value")
+        return name.low
+
+    def touching(self) -> Compare:
+        """ "touching another mug": the gap between footprints is 0 when they touch or overlap."""
+        at = self.peek()
+        if self.target() != "nearest_mug":
+            self.fail_at(at, ['"another mug"'], message="only another mug can be touched (the gap to it is 0)")
+        return Compare("mug.nearest_mug_px", "<=", 0)
+
+    def off_centre(self) -> Compare:
+        """ "off-centre [on its coaster] by more than 2 cm": how far the mug sits from its coaster's centre."""
+        self.i += 1 if self.at(*OFF_CENTRE) else 2
+        if self.accept("on"):
+            self.accept("its", "the", "a", "an")
+            self.expect(("coaster",), ['"coaster"'])
+        self.expect(("by",), ['"by more than N cm"'])
+        op = self.comparison(distance=True)
+        amount, family, unit = self.measure()
+        return self.measured("coaster_offset", family, unit, op, amount)
+
+    def distance(self) -> Compare:
+        """comparison DISTANCE ["away"] prep target | DISTANCE "or" ("less" | "more") ["away"] prep target."""
+        first = self.peek()
+        found = self.comparator_span(distance=True)
+        if found is not None:
+            self.i += found[1]
+            amount, family, unit = self.measure()
+            op = found[0]
+        else:
+            amount, family, unit = self.measure()
+            bound = self.or_bound()
+            if bound is None:
+                self.fail_at(
+                    first,
+                    ['"within N cm of"', '"less than N cm from"', '"N cm or less from"'],
+                    message="a distance needs a comparison ('within', 'less than', 'at least')",
+                )
+            op = bound
         self.accept("away")
+        if self.at(*OFF_CENTRE):  # "more than 2 cm off-centre"
+            self.i += 1
+            return self.measured("coaster_offset", family, unit, op, amount)
+        if self.accept("off"):  # "more than 30% off its coaster's centre"
+            return self.measured(self.centre_target(bare=True), family, unit, op, amount)
+        prepositions = ("of", "from", "to") if first.low == "within" else ("from", "to")
         self.expect(prepositions, [f'"{p}"' for p in prepositions])
-        target = self.target()
-        value = _tidy(amount * factor)
-        return Compare(f"mug.{target}_{family}", op, value)
+        return self.measured(self.target(), family, unit, op, amount)
+
+    def measured(self, kind: str, family: str, unit: Token, op: str, amount: float) -> Compare:
+        """The field for a distance to ``kind``: cm, px or (for a percentage) the relative ``_frac`` field."""
+        if family == "frac" and kind == "nearest_mug":
+            self.fail_at(
+                unit,
+                ['"cm"', '"mm"', '"in"', '"px"'],
+                message="a percentage is known for the table edge and the coaster centre, not between mugs",
+            )
+        return Compare(f"mug.{kind}_{family}", op, amount)
 
     def target(self) -> str:
-        self.accept("the", "its")
-        if self.at("another", "other", "nearest", "next", "closest", "each") or self.at(*MUG_WORDS):
-            if self.accept("each"):
-                self.expect(("other",), ['"other"'])
-                return "nearest_mug"
-            self.accept("another", "other", "nearest", "next", "closest")
-            self.expect(MUG_WORDS, ['"mug"'])
+        """What a distance is measured to: "edge_distance", "nearest_mug" or "coaster_offset"."""
+        self.accept("the", "its", "a", "an", "any")
+        if self.at_phrase(("each", "other")) or self.at_phrase(("one", "another")):
+            self.i += 2
             return "nearest_mug"
+        if self.at(*MUG_TARGET_WORDS, *NEIGHBOURS, *MUG_WORDS):
+            described = False
+            while self.accept(*MUG_TARGET_WORDS):
+                described = True
+            if self.accept(*NEIGHBOURS) or (described and self.accept("one")):  # "another one"
+                return "nearest_mug"
+            self.expect((*MUG_WORDS, "mugs", "cups"), ['"mug"'])
+            return "nearest_mug"
+        if self.at(*CENTRES, "coaster", "coaster's"):
+            return self.centre_target()
         self.edge_target(after_the=True)
         return "edge_distance"
+
+    def centre_target(self, bare: bool = False) -> str:
+        """ "the centre of its coaster", "its coaster's centre" (``bare``: "off centre" says it all)."""
+        self.accept("the", "its")
+        if self.accept(*CENTRES):
+            if self.accept("of"):
+                self.accept("its", "the", "a", "an")
+                self.expect(("coaster",), ['"coaster"'])
+            elif not bare:
+                self.fail(['"of its coaster"'])
+            return "coaster_offset"
+        self.expect(("coaster's", "coaster"), ['"the centre of its coaster"', '"its coaster\'s centre"'])
+        if not self.accept(*CENTRES):  # the coaster's centre, or its rim?
+            message = "a distance to a coaster is to its centre: say 'the centre of its coaster'"
+            self.fail(['"centre"'], CENTRES, message=message if self.peek().kind == "end" else None)
+        return "coaster_offset"
 
     def edge_target(self, after_the: bool = False) -> None:
         if not after_the:
             self.accept("the", "its")
-        expected = ['"the table edge"', '"the edge of the table"', '"another mug"']
-        if self.accept("table", "table's", "surface", "surface's"):
+        expected = ['"the table edge"', '"the edge of the table"', '"another mug"', '"the centre of its coaster"']
+        if self.accept(*SURFACES, *SURFACE_POSSESSIVES):
             self.expect(("edge",), ['"edge"'])
             return
         self.expect(("edge",), expected)
-        if self.at("of") and self.at("the", "table", "surface", ahead=1):
+        if self.at("of") and self.at("the", "its", "a", *SURFACES, ahead=1):
             self.i += 1
-            self.accept("the")
-            self.expect(("table", "surface"), ['"table"'])
-
-    def metric(self) -> Compare:
-        name = self.expect(METRICS, ['"quality"', '"confidence"'])
-        op = self.comparison()
-        value = self.number("a number")
-        return Compare(METRICS[name.low], op, _tidy(value))
-
-    def comparison(self) -> str:
-        if self.accept("above", "over"):
-            return ">"
-        if self.accept("below", "under"):
-            return "<"
-        if self.at("more", "greater", "higher") and self.at("than", ahead=1):
-            self.i += 2
-            return ">"
-        if self.at("less", "lower", "fewer") and self.at("than", ahead=1):
-            self.i += 2
-            return "<"
-        if self.at("at") and self.at("least", "most", ahead=1):
-            op = ">=" if self.peek(1).low == "least" else "<="
-            self.i += 2
-            return op
-        return self.fail(['"above N"', '"below N"', '"at least N"', '"at most N"'], ("above", "below", "at", "more"))
+            self.accept("the", "its", "a")
+            self.expect(SURFACES, ['"table"'])
 
     # -- image clauses -------------------------------------------------------------------------
 
     def quantity_ahead(self, ahead: int) -> bool:
         tok = self.peek(ahead)
-        if tok.kind != "word":
+        if tok.kind not in ("word", "symbol"):
             return False
         low = tok.low
-        if low in ("more", "fewer", "less") and self.at("than", ahead=ahead + 1):
-            return self.peek(ahead + 3).low not in UNITS
-        if low in ("over", "above", "under", "below", "exactly"):
+        if low == "not":
+            found = self.comparator_span(ahead + 1)
+            return found is not None and self.measure_kind(ahead + 1 + found[1]) == "bare"
+        if low == "exactly":
             return self.is_number(ahead + 1)
-        if low == "at" and self.at("least", "most", ahead=ahead + 1):
-            return self.peek(ahead + 3).low not in UNITS and not self.at("once", ahead=ahead + 2)
-        return low == "no"
+        found = self.comparator_span(ahead)
+        if found is not None:
+            return self.measure_kind(ahead + found[1]) == "bare"
+        return low == "no" or (low in MORE_WORDS + LESS_WORDS and self.low(ahead + 1) in COUNT_THINGS)
 
-    def count_clause(self) -> Compare:
-        if self.accept("there"):
-            self.expect(("is", "are"), ['"are"'])
-        op, count = self.quantity()
+    def count_clause(self, pair_only: bool = False) -> Condition:
+        start = self.peek()
+        if self.at("there", "there's"):
+            none = False  # "there aren't any coasters", "there is not a coaster"
+            if not self.accept("there's"):
+                self.i += 1
+                none = self.accept("isn't", "aren't") is not None
+                if not none:
+                    self.expect(("is", "are"), ['"are"'])
+            if not none and self.at("not") and self.at("any", "a", "an", ahead=1):
+                self.i += 1
+                none = True
+            if none:
+                self.accept("any", "a", "an")
+                thing = self.expect(COUNT_THINGS, ['"mugs"', '"coasters"', '"tables"'])
+                self.place()
+                return Compare(COUNT_THINGS[thing.low], "==", 0)
+        op, count, plain = self.quantity()
         thing = self.expect(COUNT_THINGS, ['"mugs"', '"coasters"', '"tables"'])
-        self.accept("is", "are")
+        field = COUNT_THINGS[thing.low]
+        if field == "image.mug_count" and self.pair_ahead():
+            if not (plain and count == 2):
+                message = "a distance between mugs is said of two mugs, e.g. 'two mugs are closer than 2 cm'"
+                self.fail_at(start, ['"two mugs"'], message=message)
+            return self.pair()
+        if pair_only:
+            self.fail(['"closer than N cm"', '"within N cm of each other"'])
+        if plain:
+            op = self.or_bound() or op
+        self.accept("is", "are", "appear", "appears")
         self.place()
-        return Compare(COUNT_THINGS[thing.low], op, count)
+        if field == "image.mug_count" and not (self.scope_ahead() or self.cooldown_ahead()) and self.predicate_ahead(0):
+            message = "a count is of every mug in view, not of mugs in some state; say 'a mug is ...'"
+            self.fail(['"and"', '"or"', "the end of the sentence"], message=message)
+        return Compare(field, op, count)
 
-    def quantity(self) -> tuple[str, int]:
-        if self.at("no") and not self.at("more", "fewer", "less", ahead=1):
+    def quantity(self) -> tuple[str, int, bool]:
+        """(operator, count, whether it was a bare number: "two mugs" may be the pair form)."""
+        if self.at("no") and self.comparator_span() is None:
             self.i += 1
-            return "==", 0
-        if self.accept("no"):
-            word = self.expect(("more", "fewer", "less"), ['"more than"', '"fewer than"'])
-            self.expect(("than",), ['"than"'])
-            return ("<=" if word.low == "more" else ">="), int(self.number("a count", integer=True))
+            return "==", 0, False
+        negate = self.accept("not") is not None
         if self.accept("exactly"):
-            return "==", int(self.number("a count", integer=True))
-        if self.is_number():
+            return "==", int(self.number("a count", integer=True)), False
+        if self.is_number() and not negate:
             count = int(self.number("a count", integer=True))
-            if self.at("or") and self.at("more", "fewer", "less", ahead=1):
-                op = ">=" if self.peek(1).low == "more" else "<="
-                self.i += 2
-                return op, count
-            return "==", count
+            if self.at("or") and self.low(1) in OR_BOUNDS and not self.at("than", ahead=2):
+                return self.or_bound() or "==", count, False
+            return "==", count, True
+        if self.low() in MORE_WORDS + LESS_WORDS and self.low(1) in COUNT_THINGS:
+            self.fail(['"more than N mugs"'], message="a count is compared with a number, not with another count")
         op = self.comparison()
-        return op, int(self.number("a count", integer=True))
+        count = int(self.number("a count", integer=True))
+        return (_NEGATED[op] if negate else op), count, False
+
+    def pair_ahead(self) -> bool:
+        k = 1 if self.at("are", "stand", "sit") else 0
+        return self.at("touching", "touch", ahead=k) or self.distance_ahead(k)
+
+    def pair(self) -> Compare:
+        """ "two mugs are closer than 1.5 cm [apart | to each other]": some mug's nearest neighbour is."""
+        self.accept("are", "stand", "sit")
+        if self.accept("touching", "touch"):
+            if self.accept("each", "one"):
+                self.expect(("other", "another"), ['"other"'])
+            return Compare("mug.nearest_mug_px", "<=", 0)
+        first = self.peek()
+        expected = ['"closer than N cm"', '"within N cm of each other"', '"N cm or less apart"']
+        found = self.comparator_span(distance=True)
+        if found is not None:
+            self.i += found[1]
+            op = found[0]
+            amount, family, unit = self.measure()
+        else:  # "two mugs are 2 cm or less apart"
+            amount, family, unit = self.measure()
+            op = self.or_bound() or ""
+            if not op:
+                self.fail_at(first, expected, message="a distance needs a comparison ('closer than', 'within')")
+        if op in (">", ">="):
+            message = "only an upper bound ('closer than', 'within', 'less than') can be said of two mugs"
+            self.fail_at(first, expected, message=message)
+        self.accept("away")
+        if not self.accept("apart") and self.accept("of", "from", "to"):
+            if not (self.at_phrase(("each", "other")) or self.at_phrase(("one", "another"))):
+                self.fail(['"each other"'], message="two mugs are close to each other, not to something else")
+            self.i += 2
+        return self.measured("nearest_mug", family, unit, op, amount)
 
     def place(self) -> None:
-        if self.at("on") and self.at("the", ahead=1) and self.at("table", "surface", ahead=2):
-            self.i += 3
-        elif self.at("in") and self.at(*PLACES_AFTER_IN, ahead=1):
-            self.i += 2
-        elif self.at("in") and self.at("the", ahead=1) and self.at(*PLACES_AFTER_IN, ahead=2):
-            self.i += 3
-        else:
-            self.accept(*PLACE_WORDS)
+        for _ in range(2):  # "visible on the table"
+            article = 1 if self.at("the", "a", ahead=1) else 0
+            if (self.at("on") and self.at(*SURFACES, "tables", ahead=1 + article)) or (
+                self.at("in") and self.at(*PLACES_AFTER_IN, ahead=1 + article)
+            ):
+                self.i += 2 + article
+            elif not self.accept(*PLACE_WORDS):
+                return
 
-    def verdict_clause(self) -> Compare:
+    def count_noun_ahead(self, ahead: int) -> bool:
+        """ "the mug count", "the number of coasters" (a count as a noun, compared with a verb)."""
+        k = ahead + (1 if self.at("the", ahead=ahead) else 0)
+        if self.at("number", "count", ahead=k) and self.at("of", ahead=k + 1):
+            return self.at(*COUNT_THINGS, ahead=k + 2)
+        return self.at(*COUNT_NOUNS, ahead=k) and self.at("count", ahead=k + 1)
+
+    def count_noun_clause(self) -> Compare:
         self.accept("the")
-        self.expect(("verdict", "placement"), ['"verdict"'])
+        if self.accept("number", "count"):
+            self.expect(("of",), ['"of"'])
+            field = COUNT_THINGS[self.expect(COUNT_THINGS, ['"mugs"']).low]
+        else:
+            field = COUNT_NOUNS[self.expect(COUNT_NOUNS, ['"mug"']).low]
+            self.expect(("count",), ['"count"'])
+        self.place()
+        op, count = self.relation(lambda: int(self.number("a count", integer=True)), equality=True, verb=True)
+        return Compare(field, op, count)
+
+    def verdict_clause(self) -> Condition:
+        self.accept("the")
+        self.accept("overall")
+        word = self.expect(("verdict", "placement"), ['"verdict"'])
+        if word.low == "placement":
+            self.accept("verdict")
         negate = False
         if self.accept("isn't"):
             negate = True
         else:
             self.expect(("is",), ['"is"'])
             negate = self.accept("not") is not None
+        if not negate and self.accept("anything"):  # "anything but ok", "anything other than ok"
+            if not self.accept("but"):
+                self.expect(("other",), ['"but"', '"other than"'])
+                self.expect(("than",), ['"than"'])
+            negate = True
+        either = self.accept("either")
+        values = [self.verdict_word()]
+        while self.at("or") and self.at(*VERDICTS, ahead=2 if self.at("a", "an", ahead=1) else 1):
+            or_tok = self.peek()
+            self.i += 1
+            if negate:
+                message = "'not A or B' is ambiguous; say 'the verdict is not A and the verdict is not B'"
+                self.fail_at(or_tok, ['"and"'], message=message)
+            values.append(self.verdict_word())
+        if either is not None and len(values) < 2:
+            self.fail(['"or"'])
+        unique = tuple(dict.fromkeys(values))
+        if len(unique) > 1:
+            return Compare("image.verdict", "in", unique)
+        return Compare("image.verdict", "!=" if negate else "==", unique[0])
+
+    def verdict_word(self) -> str:
         self.accept("a", "an")
-        word = self.expect(VERDICTS, ['"ok"', '"warning"', '"violation"'])
-        return Compare("image.verdict", "!=" if negate else "==", VERDICTS[word.low])
+        return VERDICTS[self.expect(VERDICTS, ['"ok"', '"warning"', '"violation"']).low]
 
     # -- modifiers -----------------------------------------------------------------------------
 
@@ -547,7 +1102,7 @@ class _Parser:
         names = [self.name()]
         while True:
             if self.peek().kind == "comma":
-                if self.scope_ahead(1) or self.cooldown_ahead(1):
+                if self.scope_ahead(1) or self.cooldown_ahead(1) or (self.lead_pending and self.lead_ahead()):
                     break
                 self.i += 1
                 self.accept("and", "or")
@@ -558,6 +1113,8 @@ class _Parser:
             else:
                 break
             names.append(self.name())
+        if self.at("only") and not self.scope_ahead():  # "in camera kitchen-1 only"
+            self.i += 1
         return tuple(dict.fromkeys(names))
 
     def name(self) -> str:
@@ -580,9 +1137,11 @@ class _Parser:
     def cooldown_ahead(self, ahead: int = 0) -> bool:
         return (
             (self.at("at", ahead=ahead) and self.at("most", ahead=ahead + 1) and self.at("once", ahead=ahead + 2))
+            or (self.at("no", "not", ahead=ahead) and self.at_phrase(("more", "than", "once"), ahead + 1))
             or self.at("once", ahead=ahead)
             or (
-                self.at("with", ahead=ahead) and (self.at("cooldown", ahead=ahead + 1) or self.at("a", ahead=ahead + 1))
+                self.at("with", ahead=ahead)
+                and (self.at("cooldown", ahead=ahead + 1) or self.at_phrase(("a", "cooldown"), ahead + 1))
             )
         )
 
@@ -595,11 +1154,17 @@ class _Parser:
         else:
             if self.accept("at"):
                 self.expect(("most",), ['"most"'])
+            elif self.accept("no", "not"):
+                self.i += 2  # "more than", checked by cooldown_ahead
             self.expect(("once",), ['"once"'])
             self.expect(("every", "per", "a", "an"), ['"every"', '"per"'])
             amount = self.number("a duration", integer=True) if self.is_number() else 1
         unit = self.expect(TIME_UNITS, ['"seconds"', '"minutes"', '"hours"'])
         return int(amount) * TIME_UNITS[unit.low]
+
+
+def _colour(name: str) -> Compare:
+    return Compare("mug.attributes.colour", "==", "grey" if name == "gray" else name)
 
 
 def negate_condition(node: Condition) -> Condition:
@@ -676,3 +1241,188 @@ def compile_sentence(
 
 def _shell(condition: Condition) -> Rule:
     return Rule(rule_id="x", name="x", condition=condition)
+
+
+# -- saying a rule back ----------------------------------------------------------------------------
+
+_SAY_LEADS: dict[tuple[Severity, ActionType], str] = {
+    ("info", "publish"): "notify me",
+    ("warning", "publish"): "alert",
+    ("critical", "publish"): "critical",
+    ("info", "log"): "log",
+}
+_SAY_BOUNDS = {"<": "less than", "<=": "at most", ">": "more than", ">=": "at least"}
+_SAY_METRIC_BOUNDS = {"<": "below", "<=": "at most", ">": "above", ">=": "at least"}
+_SAY_TARGETS = {
+    "edge_distance": "the table edge",
+    "nearest_mug": "another mug",
+    "coaster_offset": "the centre of its coaster",
+}
+_SAY_COUNTS = {"image.mug_count": "mug", "image.coaster_count": "coaster", "image.surface_count": "table"}
+_PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+_RESERVED = frozenset(
+    ("and", "or", "but", "only", "once", "with", "not", "then", *SCOPE_PREPS, *TRAILING_LEADS, *_CLAUSE_WORDS)
+)
+
+
+def canonical_sentence(rule: Rule) -> str | None:
+    """The rule said back in the grammar's own words (one fixed phrasing per meaning), or None when
+    the rule holds something no sentence can say (a webhook, a field only JSON rules reach).
+
+    Compiling the result gives the same rule again, so ``rules explain`` shows what was understood.
+    """
+    lead = _SAY_LEADS.get((rule.severity, rule.action.type))
+    condition = _Say().condition(rule.condition)
+    if lead is None or condition is None or rule.action.target is not None:
+        return None
+    words = [lead, "when", condition]
+    if rule.sources:
+        names = [_say_name(name) for name in rule.sources]
+        if any(name is None for name in names):
+            return None
+        words.append(("in camera " if len(names) == 1 else "in cameras ") + ", ".join(n for n in names if n))
+    if rule.cooldown_s != 60:
+        words.append(_say_cooldown(rule.cooldown_s))
+    return " ".join(words)
+
+
+class _Say:
+    """Renders a condition; the first mug comparison says "a mug", later ones "it" (the same mug)."""
+
+    def __init__(self) -> None:
+        self.mug_said = False
+
+    def condition(self, node: Condition) -> str | None:
+        if isinstance(node, AnyOf):
+            parts = [self.conjunction(child) for child in node.children]
+            return None if None in parts else " or ".join(p for p in parts if p)
+        return self.conjunction(node)
+
+    def conjunction(self, node: Condition) -> str | None:
+        leaves = list(_flatten_all(node))
+        parts: list[str] = []
+        k = 0
+        while k < len(leaves):
+            leaf = leaves[k]
+            if isinstance(leaf, AnyOf | AllOf) or (isinstance(leaf, Not) and not _pushable(leaf)):
+                return None  # an "or" inside an "and" needs brackets, which the grammar does not have
+            if isinstance(leaf, Not):
+                leaf = negate_condition(leaf.child)
+            assert isinstance(leaf, Compare)
+            colour = _said_colour(leaf)
+            nxt = leaves[k + 1] if k + 1 < len(leaves) else None
+            if colour and not self.mug_said and isinstance(nxt, Compare) and nxt.field.startswith("mug."):
+                state = _say_state(nxt)
+                if state is not None:  # "a red mug is not on a coaster"
+                    self.mug_said = True
+                    parts.append(f"a {colour} mug {state}")
+                    k += 2
+                    continue
+            said = self.clause(leaf)
+            if said is None:
+                return None
+            parts.append(said)
+            k += 1
+        return " and ".join(parts)
+
+    def clause(self, leaf: Compare) -> str | None:
+        if leaf.field.startswith("mug."):
+            state = _say_state(leaf)
+            if state is None:
+                return None
+            subject = "it" if self.mug_said else "a mug"
+            self.mug_said = True
+            return f"{subject} {state}"
+        return _say_image(leaf)
+
+
+def _flatten_all(node: Condition) -> Iterable[Condition]:
+    if isinstance(node, AllOf):
+        for child in node.children:
+            yield from _flatten_all(child)
+    else:
+        yield node
+
+
+def _pushable(node: Not) -> bool:
+    return isinstance(node.child, Compare) and node.child.op in _NEGATED
+
+
+def _said_colour(leaf: Compare) -> str | None:
+    if leaf.field == "mug.attributes.colour" and leaf.op == "==" and leaf.value in COLOURS:
+        return str(leaf.value)
+    return None
+
+
+def _say_number(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_NUMBER:
+        return None
+    text = str(value) if isinstance(value, int) else f"{value:.6f}".rstrip("0").rstrip(".")
+    return text if float(text) == value else None
+
+
+def _say_state(leaf: Compare) -> str | None:
+    """The predicate of a mug comparison: "is within 5 cm of the table edge", "has quality below 40"."""
+    field, op, value = leaf.field, leaf.op, leaf.value
+    if field == "mug.on_coaster" and isinstance(value, bool) and op in ("==", "!="):
+        return "is on a coaster" if (value is True) == (op == "==") else "is not on a coaster"
+    if field == "mug.attributes.colour" and op in ("==", "!=") and value in COLOURS:
+        return f"is {value}" if op == "==" else f"is not {value}"
+    if field == "mug.edge_distance_px" and op == "<" and value == 0:
+        return "is over the table edge"
+    metric = field.removeprefix("mug.")
+    if metric in METRICS and op in _SAY_METRIC_BOUNDS:
+        shown = _say_number(value)
+        return None if shown is None else f"has {metric} {_SAY_METRIC_BOUNDS[op]} {shown}"
+    kind, _, family = metric.rpartition("_")
+    if kind not in _SAY_TARGETS or op not in _SAY_BOUNDS or family not in ("cm", "px", "frac"):
+        return None
+    if family == "frac":
+        shown = _say_number(_tidy(float(value) * 100)) if isinstance(value, int | float) else None
+        amount = None if shown is None else f"{shown}%"
+    else:
+        shown = _say_number(value)
+        amount = None if shown is None else f"{shown} {family}"
+    if amount is None:
+        return None
+    if op == "<=":
+        return f"is within {amount} of {_SAY_TARGETS[kind]}"
+    return f"is {_SAY_BOUNDS[op]} {amount} from {_SAY_TARGETS[kind]}"
+
+
+def _say_image(leaf: Compare) -> str | None:
+    field, op, value = leaf.field, leaf.op, leaf.value
+    if field == "image.verdict":
+        if op == "in" and isinstance(value, tuple) and value and all(v in VERDICTS for v in value):
+            return "the verdict is " + " or ".join(value)
+        if op in ("==", "!=") and value in VERDICTS:
+            return f"the verdict is {'not ' if op == '!=' else ''}{value}"
+        return None
+    noun = _SAY_COUNTS.get(field)
+    shown = _say_number(value)
+    if noun is None or shown is None or not isinstance(value, int):
+        return None
+    if op == "!=":
+        return f"the {noun} count is not {shown}"
+    if op == "==" and value == 0:
+        return f"there are no {noun}s"
+    words = {"==": "exactly", **{k: v.replace("less", "fewer") for k, v in _SAY_BOUNDS.items()}}.get(op)
+    if words is None:
+        return None
+    return f"there is {words} 1 {noun}" if value == 1 else f"there are {words} {shown} {noun}s"
+
+
+def _say_name(name: str) -> str | None:
+    if _PLAIN_NAME.fullmatch(name) and name.lower() not in _RESERVED and number_word(name.lower()) is None:
+        return name
+    return None if '"' in name or "\n" in name else f'"{name}"'
+
+
+def _say_cooldown(seconds: int) -> str:
+    if seconds == 0:
+        return "with a cooldown of 0 seconds"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds % size == 0:
+            count = seconds // size
+            return f"at most once per {unit}" if count == 1 else f"at most once per {count} {unit}s"
+    raise AssertionError("unreachable: every whole number of seconds is a number of seconds")

@@ -10,6 +10,7 @@ import pytest
 from mugpos.core.redact import redact_url, redact_webhook
 from mugpos.rules.model import rule_from_obj, rule_to_json, rule_to_public_json
 from mugpos.web.guard import TokenBuckets
+from mugpos.web.views import without_webhook_secrets
 
 
 @pytest.mark.parametrize(
@@ -88,3 +89,13 @@ def test_the_stats_page_never_imports_torch_nor_initialises_cuda() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_result_read_over_http_hides_its_actions_webhook_paths() -> None:
+    hook = {"action_type": "webhook", "target": "https://h.example.com/s/TOKEN", "rule_id": "r"}
+    topic = {"action_type": "publish", "target": "mugpos.alerts", "rule_id": "p"}
+    result = {"image_id": "img-1", "actions": {"a1": hook, "a2": topic}}
+    shown = without_webhook_secrets(result)
+    assert shown["actions"]["a1"]["target"] == "https://h.example.com/****"
+    assert shown["actions"]["a2"] == topic
+    assert result["actions"]["a1"]["target"] == "https://h.example.com/s/TOKEN"  # the stored result is untouched

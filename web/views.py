@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faust import web
 
 from mugpos.core.codec import to_jsonable
+from mugpos.core.redact import redact_webhook
 
 if TYPE_CHECKING:
     from mugpos.streams.app import MugposApp
@@ -56,7 +57,7 @@ def register_read_views(app: MugposApp) -> None:
         result = await app.mugpos_results.get(image_id)
         if result is None:
             return self.error(404, f"no result for image {image_id}")
-        return self.json(to_jsonable(result))
+        return self.json(to_jsonable(without_webhook_secrets(result)))
 
     @app.page("/mugpos/images/{image_id}/annotated.jpg")
     async def annotated(self: web.View, request: web.Request, image_id: str) -> web.Response:
@@ -70,6 +71,20 @@ def register_read_views(app: MugposApp) -> None:
     @app.page("/")
     async def dashboard(self: web.View, request: web.Request) -> web.Response:
         return self.html(dashboard_html())
+
+
+def without_webhook_secrets(result: dict[str, Any]) -> dict[str, Any]:
+    """A stored result for reading: the webhook URLs of its actions (the receivers' secrets) redacted."""
+    actions = result.get("actions")
+    if not isinstance(actions, dict):
+        return result
+    shown = {
+        key: {**a, "target": redact_webhook(str(a["target"]))}
+        if isinstance(a, dict) and a.get("action_type") == "webhook" and a.get("target")
+        else a
+        for key, a in actions.items()
+    }
+    return {**result, "actions": shown}
 
 
 def valid_image_id(image_id: str) -> bool:

@@ -207,3 +207,53 @@ def test_unreachable_broker_is_one_line_and_exit_2(settings: Settings, args: lis
     assert result.stdout == ""
     assert result.stderr.startswith("error: cannot reach the Kafka broker at kafka://127.0.0.1:9")
     assert "Traceback" not in result.stderr
+
+
+def explain_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``rules explain`` with every service address pointing nowhere: it must not need any of them."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MUGPOS_", "AWS_"))}
+    env.update(MUGPOS_BROKER="kafka://127.0.0.1:9", MUGPOS_REDIS_URL="redis://127.0.0.1:9/0", COLUMNS="200")
+    return subprocess.run(
+        [*MUGPOS, "rules", "explain", *args], env=env, capture_output=True, text=True, timeout=60, cwd="/"
+    )
+
+
+def test_explain_says_the_rule_back_and_prints_its_json_without_any_service() -> None:
+    result = explain_cli("warn if the mug count exceeds 4")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "understood: alert when there are more than 4 mugs"
+    assert lines[1] == "condition:  image.mug_count > 4"
+    rule = json.loads("\n".join(lines[2:]))
+    assert rule["condition"] == {"kind": "compare", "field": "image.mug_count", "op": ">", "value": 4}
+    assert (rule["severity"], rule["sources"], rule["cooldown_s"]) == ("warning", [], 60)
+    assert rule["text"] == "warn if the mug count exceeds 4" and "updated_at" not in rule
+
+    as_json = explain_cli("--json", "critical when two mugs are closer than 1.5 cm in camera k")
+    assert as_json.returncode == 0, as_json.stderr
+    out = json.loads(as_json.stdout)
+    assert out["sentence"] == "critical when a mug is less than 1.5 cm from another mug in camera k"
+    assert out["condition"] == "mug.nearest_mug_cm < 1.5"
+    assert out["rule"]["sources"] == ["k"] and out["rule"]["severity"] == "critical"
+    again = json.loads(explain_cli("--json", out["sentence"]).stdout)  # the canonical sentence means the same
+    assert again["rule"]["condition"] == out["rule"]["condition"] and again["sentence"] == out["sentence"]
+
+
+@pytest.mark.parametrize(
+    ("sentence", "column", "word"),
+    [
+        ("alert when a mug is near the edge", 21, "near"),
+        ("alert when every mug is on a coaster", 12, "every"),
+        ("alert when the mug count drops below 4", 26, "drops"),
+    ],
+)
+def test_explain_refuses_what_it_cannot_read_with_the_position(sentence: str, column: int, word: str) -> None:
+    result = explain_cli(sentence)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(f"error: cannot read the rule at character {column}: unexpected word {word!r}")
+    assert lines[1] == "  " + sentence
+    assert lines[2] == "  " + " " * (column - 1) + "^" * len(word)
+    assert "expected:" in result.stderr

@@ -267,6 +267,22 @@ def test_tokenizer_keeps_positions_and_splits_glued_units() -> None:
     ]
 
 
+def test_tokenizer_reads_percentages_comparison_signs_and_leading_point_decimals() -> None:
+    tokens = tokenize("within 30% <= .5in ≥2")
+    assert [(t.kind, t.text) for t in tokens] == [
+        ("word", "within"),
+        ("number", "30"),
+        ("percent", "%"),
+        ("symbol", "<="),
+        ("number", ".5"),
+        ("word", "in"),
+        ("symbol", "≥"),
+        ("number", "2"),
+        ("end", ""),
+    ]
+    assert tokens[4].number == 0.5
+
+
 def test_compiled_sentences_survive_json_and_avro_round_trips() -> None:
     for sentence in EXAMPLES:
         rule = compile_sentence(sentence)
