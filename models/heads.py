@@ -138,6 +138,12 @@ class TwoHeads(nn.Module):
         return detect(list(feats)), self.head(list(feats))
 
 
+#: A second-head box overlapping a kept first-head box of the same label this much (IoU) is the same object.
+CROSS_IOU: Final = 0.5
+#: ... or when this share of the smaller box lies inside the other (nested boxes, low IoU).
+CONTAINED: Final = 0.8
+
+
 def merge_rows(
     first: np.ndarray,
     second: np.ndarray,
@@ -145,25 +151,51 @@ def merge_rows(
     iou: float,
     max_det: int,
     fused: Sequence[str] = FUSED_LABELS,
+    cross_iou: float = CROSS_IOU,
+    contained: float = CONTAINED,
 ) -> np.ndarray:
     """Merge two heads' rows ``(x1, y1, x2, y2, score, class)``: NMS across heads within each fused label.
 
     ``labels[class]`` is the domain label of a class index (both heads' classes in one index space).
     Rows whose label is not fused pass through unchanged. Returns the rows by descending score.
+
+    The two heads draw one object differently (the COCO cup box takes the handle, the head's mug box
+    the body), so plain NMS at ``iou`` keeps both and one mug becomes two. After NMS, a second-head
+    row is therefore dropped when it overlaps a kept first-head row of its label at ``cross_iou``, or
+    when ``contained`` of the smaller box lies inside the other. Only second-head rows are dropped
+    this way: every first-head (stock COCO) box that NMS kept stays exactly as it is.
     """
+    from torchvision.ops import box_iou
     from torchvision.ops import nms as tv_nms
 
     rows = np.concatenate([first.reshape(-1, 6), second.reshape(-1, 6)]).astype(np.float32)
     if not len(rows):
         return rows
+    from_first = np.arange(len(rows)) < len(first.reshape(-1, 6))
     row_labels = np.array([labels[int(c)] for c in rows[:, 5]], dtype=object)
     keep = np.ones(len(rows), bool)
     for label in fused:
         idx = np.flatnonzero(row_labels == label)
         if len(idx) < 2:
             continue
-        kept = tv_nms(torch.from_numpy(rows[idx, :4]), torch.from_numpy(rows[idx, 4]), iou).numpy()
+        kept = idx[tv_nms(torch.from_numpy(rows[idx, :4]), torch.from_numpy(rows[idx, 4]), iou).numpy()]
         keep[idx] = False
-        keep[idx[kept]] = True
+        keep[kept] = True
+        ours, theirs = kept[from_first[kept]], kept[~from_first[kept]]
+        if len(ours) and len(theirs):
+            a, b = torch.from_numpy(rows[theirs, :4]), torch.from_numpy(rows[ours, :4])
+            overlap = box_iou(a, b).numpy()
+            keep[theirs[((overlap >= cross_iou) | (_contained(a, b) >= contained)).any(axis=1)]] = False
     merged = rows[keep]
     return merged[np.argsort(-merged[:, 4], kind="stable")][:max_det]
+
+
+def _contained(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    """Intersection over the smaller of the two areas, for every pair of boxes in ``a`` and ``b``."""
+    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
+    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(dim=2)
+    area_a = (a[:, 2:] - a[:, :2]).clamp(min=0).prod(dim=1)
+    area_b = (b[:, 2:] - b[:, :2]).clamp(min=0).prod(dim=1)
+    smaller = torch.minimum(area_a[:, None], area_b[None, :]).clamp(min=1e-6)
+    return (inter / smaller).numpy()

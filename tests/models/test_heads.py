@@ -66,6 +66,18 @@ def _row(box: tuple[float, float, float, float], score: float, cls: int) -> list
             [],
             [(0.9, 0), (0.5, 1)],
         ),
+        (
+            "the head's mug drawn around the body only is the COCO cup's mug, not a second one",
+            [_row((10, 10, 60, 60), 0.6, 1)],  # the cup box takes the handle
+            [_row((10, 12, 45, 60), 0.8, 3)],  # IoU 0.66, nested: NMS at 0.7 alone keeps both
+            [(0.6, 1)],
+        ),
+        (
+            "a head mug half on a COCO cup is a different mug",
+            [_row((10, 10, 50, 60), 0.6, 1)],
+            [_row((40, 10, 80, 60), 0.8, 3)],
+            [(0.8, 3), (0.6, 1)],
+        ),
         ("nothing at all", [], [], []),
     ],
 )
