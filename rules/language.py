@@ -201,6 +201,11 @@ METRIC_SCALE = {"quality": 100, "confidence": 1}
 PLACES_AFTER_IN = ("view", "image", "picture", "frame", "scene", "shot", "sight")
 PLACE_WORDS = ("visible", "seen", "detected", "found", "present")
 CENTRES = ("centre", "center", "middle")
+#: What "a mug's", "whose" and "its" may name (see ``mug_attribute``).
+ATTRIBUTES = (
+    "colour", "color", "placement", "detection", "quality", "confidence", "distance", "gap", "edge", "coaster",
+    "offset",
+)  # fmt: skip
 OFF_CENTRE = ("off-centre", "off-center")
 MUG_TARGET_WORDS = ("another", "other", "nearest", "next", "closest", "neighbouring", "neighboring", "adjacent")
 NEIGHBOURS = ("neighbour", "neighbor")
@@ -604,7 +609,12 @@ class _Parser:
             or self.quantity_ahead(ahead)
             or self.count_noun_ahead(ahead)
             or (self.mug_context and self.predicate_ahead(ahead))
+            or self.its_attribute_ahead(ahead)
         )
+
+    def its_attribute_ahead(self, ahead: int) -> bool:
+        """ "... and its quality is below 40": the same mug's attribute, after a mug clause."""
+        return self.mug_context and self.at("its", ahead=ahead) and self.at(*ATTRIBUTES, ahead=ahead + 1)
 
     def clause(self) -> Condition:
         if self.at("there", "there's") and self.there_mug_ahead():
@@ -620,6 +630,9 @@ class _Parser:
         if self.at(*_ALL, "mugs", "cups"):
             message = f"unexpected word {self.peek().text!r} (a rule fires when some mug matches: say 'a mug')"
             self.fail(['"a mug"', '"any mug"'], message=message)
+        if self.its_attribute_ahead(0):
+            self.i += 1
+            return self.mug_attribute()
         if self.mug_context and self.predicate_ahead(0):
             self.accept("it")
             return self.mug_predicate()
@@ -901,7 +914,7 @@ class _Parser:
             return "coaster_offset"
         self.expect(("coaster's", "coaster"), ['"the centre of its coaster"', '"its coaster\'s centre"'])
         if not self.accept(*CENTRES):  # the coaster's centre, or its rim?
-            message = "a distance to a coaster is to its centre: say 'the centre of its coaster'"
+            message = "the sentence ends too early (a distance to a coaster is to its centre: 'its coaster's centre')"
             self.fail(['"centre"'], CENTRES, message=message if self.peek().kind == "end" else None)
         return "coaster_offset"
 

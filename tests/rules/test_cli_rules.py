@@ -1,4 +1,4 @@
-"""`mugpos rules` as a user runs it (subprocess, real broker): add, list, rm, test, and the mistakes."""
+"""`mugpos rules` as a user runs it (subprocess, real broker): add, list, rm, test, explain, and the mistakes."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mugpos.core.codec import codec
+from mugpos.rules import language
 from mugpos.rules.engine import RuleSet
 from mugpos.rules.errors import RuleSyntaxError
 from mugpos.rules.examples import EXAMPLES
@@ -413,6 +414,12 @@ PARAPHRASES: list[tuple[str, Json, str | None]] = [
     ("alert when a mug off its coaster stands within 5 cm of the edge", OFF_NEAR_EDGE, "warning"),
     ("alert when a mug with quality below 40 has no coaster", all_(cmp(QUALITY, "<", 40), OFF), "warning"),
     ("alert when a mug whose quality is below 40 is not on a coaster", all_(cmp(QUALITY, "<", 40), OFF), "warning"),
+    ("alert when a mug is off its coaster and its quality is below 40", all_(OFF, cmp(QUALITY, "<", 40)), "warning"),
+    (
+        "alert when a mug's confidence is below 0.5 and its distance to the edge is under 2 cm",
+        all_(cmp(CONFIDENCE, "<", 0.5), cmp(EDGE_CM, "<", 2)),
+        "warning",
+    ),
     (
         "alert when a mug is off its coaster, and the verdict is violation",
         all_(OFF, cmp(VERDICT, "==", "violation")),
@@ -703,6 +710,22 @@ def test_every_documented_example_is_frozen_here() -> None:
     assert set(EXAMPLES) <= set(documented)
     for example in documented[len(frozen) :]:  # the newer ones: each one is in the corpus above
         assert example in {row[0] for row in PARAPHRASES}, example
+
+
+def test_every_word_of_the_vocabulary_is_in_the_grammar_doc() -> None:
+    text = GRAMMAR.read_text(encoding="utf-8")
+    vocabulary = [
+        *language.LEADS, *language.ALERT_NOUNS, *language.LEVELS, *language.TRAILING_LEADS,
+        *(word for phrase in language.TRIGGER_PHRASES for word in phrase), *language.DETERMINERS,
+        *language.COLOURS, *language.UNITS, *language.PERCENT_WORDS, *language.SURFACES,
+        *language.SURFACE_POSSESSIVES, *language.COUNT_THINGS, *language.COUNT_NOUNS, *language.CENTRES,
+        *language.OFF_CENTRE, *language.MUG_TARGET_WORDS, *language.NEIGHBOURS, *language.PARTICIPLES,
+        *language.MORE_WORDS, *language.LESS_WORDS, *language.FURTHER_WORDS, *language.CLOSER_WORDS,
+        *language.OR_BOUNDS, *language.SYMBOLS, *language.VERDICTS, *language.PLACES_AFTER_IN,
+        *language.PLACE_WORDS, *language.ATTRIBUTES, *language.TIME_UNITS,
+    ]  # fmt: skip
+    missing = sorted({word for word in vocabulary if f'"{word}"' not in text})
+    assert missing == []
 
 
 @pytest.mark.parametrize(
