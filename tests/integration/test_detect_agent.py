@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import struct
+import subprocess
 import time
 import zlib
 from datetime import UTC, datetime
@@ -253,3 +254,32 @@ def test_a_store_outage_holds_the_image_unacknowledged_and_a_later_worker_delive
         detections = asyncio.run(collect(settings, "detections", {"store-down"}, deadline_s=120))
     assert [d["image_id"] for d in detections] == ["store-down"], (tmp_path / "store-up.log").read_text()[-3000:]
     assert asyncio.run(read_all(settings, "dlq")) == []
+
+
+def test_a_worker_that_holds_past_the_give_up_time_exits_75_unacknowledged(
+    detect_settings: Settings, tmp_path: Path
+) -> None:
+    """After MUGPOS_GIVE_UP_S the worker exits non-zero, so its restart resumes from the last commit."""
+    settings = detect_settings
+
+    async def produce() -> None:
+        await ensure_topics(settings)
+        async with ImageProducer(settings) as producer:
+            await producer.produce_image(encode(draw_mug_scene(320, 240)[0], "JPEG"), image_id="given-up")
+
+    asyncio.run(produce())
+    env = {"MUGPOS_S3_ENDPOINT": "http://127.0.0.1:9", "MUGPOS_STORE_RETRIES": "0", "MUGPOS_GIVE_UP_S": "5"}
+    log_path = tmp_path / "give-up.log"
+    with running_worker(settings, log_path, **env) as proc:
+        try:
+            code = proc.wait(timeout=180)
+        except subprocess.TimeoutExpired:
+            code = None
+    log = log_path.read_text()
+    assert code == 75, log[-3000:]
+    assert "giving up; exiting with status 75, unacknowledged" in log, log[-3000:]
+    assert asyncio.run(read_all(settings, "dlq")) == []
+
+    with running_worker(settings, tmp_path / "after.log"):  # restarted, the store reachable again
+        detections = asyncio.run(collect(settings, "detections", {"given-up"}, deadline_s=120))
+    assert [d["image_id"] for d in detections] == ["given-up"]
