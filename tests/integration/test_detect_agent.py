@@ -228,7 +228,8 @@ def test_a_store_outage_holds_the_image_unacknowledged_and_a_later_worker_delive
     async def produce() -> None:
         await ensure_topics(settings)
         async with ImageProducer(settings) as producer:
-            await producer.produce_image(encode(draw_mug_scene(320, 240)[0], "JPEG"), image_id="store-down")
+            image = draw_mug_scene(320, 240, mug_colour=(30, 160, 60), seed=74)[0]  # drawn by no other test
+            await producer.produce_image(encode(image, "JPEG"), image_id="store-down")
 
     asyncio.run(produce())
     # The store unreachable, and Redis down too: the agent must carry on without its cache.
@@ -265,10 +266,17 @@ def test_a_worker_that_holds_past_the_give_up_time_exits_75_unacknowledged(
     async def produce() -> None:
         await ensure_topics(settings)
         async with ImageProducer(settings) as producer:
-            await producer.produce_image(encode(draw_mug_scene(320, 240)[0], "JPEG"), image_id="given-up")
+            # A scene no other test draws: a cached result would skip the fetch (and the outage) entirely.
+            image = draw_mug_scene(320, 240, mug_colour=(40, 90, 200), seed=75)[0]
+            await producer.produce_image(encode(image, "JPEG"), image_id="given-up")
 
     asyncio.run(produce())
-    env = {"MUGPOS_S3_ENDPOINT": "http://127.0.0.1:9", "MUGPOS_STORE_RETRIES": "0", "MUGPOS_GIVE_UP_S": "5"}
+    env = {
+        "MUGPOS_S3_ENDPOINT": "http://127.0.0.1:9",
+        "MUGPOS_STORE_RETRIES": "0",
+        "MUGPOS_REDIS_URL": "redis://127.0.0.1:9/0",
+        "MUGPOS_GIVE_UP_S": "5",
+    }
     log_path = tmp_path / "give-up.log"
     with running_worker(settings, log_path, **env) as proc:
         try:
