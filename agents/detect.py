@@ -46,7 +46,7 @@ def register(app: MugposApp) -> None:
             async for events in batches:
                 await handle_batch(app, processor, events, stream)
         finally:
-            processor.close()
+            await processor.aclose()
 
 
 async def handle_batch(
@@ -69,6 +69,7 @@ async def detect_round(
     decoded: list[tuple[EventT, Record]] = []
     sends: list[tuple[EventT, Awaitable[Any]]] = []
     held: list[tuple[EventT, InfrastructureError]] = []
+    produced: list[tuple[EventT, Record]] = []
     for event in events:
         try:
             decoded.append((event, codec.decode_image_event(event.value)))
@@ -95,17 +96,27 @@ async def detect_round(
             sends.append(await sent(event, dead))
             continue
         sends.append(await sent(event, topics.detections.send(key=image_id.encode(), value=value)))
-        IMAGES_PROCESSED.labels(str(outcome["cached"]).lower()).inc()
-        stats.images.add()
-        stats.cache["hit" if outcome["cached"] else "miss"] += 1
-        captured = outcome["captured_at"]
-        if isinstance(captured, datetime):
-            age = max((now - captured).total_seconds(), 0.0)
-            END_TO_END_SECONDS.observe(age)
-            stats.record_stage("end_to_end", age * 1000)
-        if not outcome["cached"]:
-            for stage in ("fetch", "decode", "inference"):
-                ms = outcome["timings"][f"{stage}_ms"]
-                STAGE_SECONDS.labels(stage).observe(ms / 1000)
-                stats.record_stage(stage, ms)
-    return held + await delivered(sends)  # delivered before hold acknowledges them
+        produced.append((event, outcome))
+    held += await delivered(sends)  # delivered before hold acknowledges them
+    held_ids = {id(event) for event, _ in held}
+    for event, outcome in produced:  # counted once delivered, so a round sent again is not counted twice
+        if id(event) not in held_ids:
+            _count(stats, outcome, now)
+    return held
+
+
+def _count(stats: Any, outcome: Record, now: datetime) -> None:
+    """Metrics and dashboard figures of one delivered detection event."""
+    IMAGES_PROCESSED.labels(str(outcome["cached"]).lower()).inc()
+    stats.images.add()
+    stats.cache["hit" if outcome["cached"] else "miss"] += 1
+    captured = outcome["captured_at"]
+    if isinstance(captured, datetime):
+        age = max((now - captured).total_seconds(), 0.0)
+        END_TO_END_SECONDS.observe(age)
+        stats.record_stage("end_to_end", age * 1000)
+    if not outcome["cached"]:
+        for stage in ("fetch", "decode", "inference"):
+            ms = outcome["timings"][f"{stage}_ms"]
+            STAGE_SECONDS.labels(stage).observe(ms / 1000)
+            stats.record_stage(stage, ms)

@@ -136,6 +136,18 @@ class BatchProcessor:
         self._decode_pool.shutdown(wait=False, cancel_futures=True)
         self._infer_pool.shutdown(wait=False, cancel_futures=True)
 
+    async def aclose(self) -> None:
+        """:meth:`close`, and the store's and the cache's connections too (a stopping worker)."""
+        self.close()
+        for client in (self.fetcher, self.cache):
+            close = getattr(client, "close", None)
+            if close is None:
+                continue
+            try:
+                await close()
+            except Exception as exc:  # shutting down: a connection that will not close is only logged
+                log.warning("closing %s: %r", type(client).__name__, exc)
+
     async def process(self, events: Sequence[Record]) -> list[Outcome]:
         """Process one micro-batch; the result list is parallel to ``events``."""
         started = time.perf_counter()
