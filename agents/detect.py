@@ -95,7 +95,7 @@ async def detect_round(
             dead = send_dead_letter(app, event, "detect", "encode_error", exc.message, image_id)
             sends.append(await sent(event, dead))
             continue
-        sends.append(await sent(event, topics.detections.send(key=image_id.encode(), value=value)))
+        sends.append(await sent(event, topics.detections.send(key=str(outcome["source"]).encode(), value=value)))
         produced.append((event, outcome))
     held += await delivered(sends)  # delivered before hold acknowledges them
     held_ids = {id(event) for event, _ in held}

@@ -5,17 +5,24 @@ a dead letter, and an event is acknowledged only after everything it produced wa
 webhook receiver or broker that is down holds its actions (retried with backoff, never dead-lettered). A
 background task keeps the rule registry in step with the compacted rules topic (see
 ``mugpos.storage.rules``), so rule changes apply to the running worker without a restart.
+
+Positions are keyed by camera, so one worker sees a camera's frames in capture order; the episodes
+of stateful rules (``rules.episodes``) live in the changelogged ``episodes`` table keyed by source,
+written before a frame's offset is committed, so a worker that replaces a dead one carries on with
+the same episodes. A timer ends the open episodes of cameras silent for ``MUGPOS_EPISODE_IDLE_S``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
+from aiokafka.partitioner import DefaultPartitioner
 from faust import web
-from faust.types import EventT, StreamT
+from faust.types import TP, EventT, StreamT
 
 from mugpos.agents.sink import feed_views
 from mugpos.core.codec import CodecError, codec
@@ -23,6 +30,7 @@ from mugpos.core.errors import InfrastructureError
 from mugpos.core.metrics import INTERNAL_ERRORS
 from mugpos.core.topics import TOPIC_RECORDS
 from mugpos.rules.config import load_config
+from mugpos.rules.episodes import SourceState
 from mugpos.rules.model import rule_to_public_json
 from mugpos.rules.processor import RuleProcessor, make_cooldown
 from mugpos.rules.senders import Dispatcher, LogSender, WebhookSender
@@ -43,7 +51,19 @@ def register(app: MugposApp) -> None:
     topics = app.mugpos_topics
     config = load_config()
     registry = RuleRegistry()
-    processor = RuleProcessor(registry, make_cooldown(settings))
+    processor = RuleProcessor(registry, make_cooldown(settings), lost_s=settings.track_lost_s)
+    episodes = Episodes(
+        app,
+        app.Table(
+            EPISODES_TABLE,
+            partitions=settings.partitions,
+            key_type=bytes,  # raw bytes both ways (the app's serializers): JSON would be Faust's default
+            value_type=bytes,
+            use_partitioner=True,  # written from the batch loop and the idle timer alike, by source key
+            help="Episodes of stateful rules per camera (key: source).",
+        ),
+    )
+    app.mugpos_episodes = episodes  # type: ignore[attr-defined]
     app.mugpos_rules = registry  # type: ignore[attr-defined]
     own_topics = frozenset(settings.topic(name) for name in TOPIC_RECORDS)
     extra_topics: dict[str, Any] = {}
@@ -63,9 +83,20 @@ def register(app: MugposApp) -> None:
             )
         try:
             async for events in stream.noack_take(POSITIONS_BATCH, within=0.05):  # type: ignore[attr-defined]
-                await handle_positions(app, processor, events, stream)
+                async with episodes.lock:
+                    episodes.adopt()
+                    await handle_positions(app, processor, events, stream, episodes)
         finally:
             await processor.cooldown.close()
+
+    @app.timer(min(5.0, settings.episode_idle_s / 4))
+    async def end_idle_episodes() -> None:
+        async with episodes.lock:
+            await episodes.expire_idle(processor)
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        episodes.revoked()
 
     async def publish(topic: str, key: bytes, value: bytes) -> None:
         if topic not in extra_topics:
@@ -100,24 +131,115 @@ def register(app: MugposApp) -> None:
         )
 
 
+EPISODES_TABLE = "episodes"
+
+
+class Episodes:
+    """Each camera's :class:`SourceState` in the ``episodes`` table, with a decoded cache and the wall
+    time of its latest frame (for the idle sweep). Everything runs under ``lock``: the agent's batches
+    and the timer take turns."""
+
+    def __init__(self, app: MugposApp, table: Any) -> None:
+        self.app = app
+        self.table = table
+        self.lock = asyncio.Lock()
+        self.idle_s = app.settings.episode_idle_s
+        self._cache: dict[bytes, tuple[Any, SourceState]] = {}
+        self.seen: dict[bytes, float] = {}
+        self._adopted = False
+        self._partitioner = DefaultPartitioner()
+
+    def state(self, source: str) -> SourceState:
+        key = source.encode()
+        stored = self.table.get(key)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] is stored:
+            return cached[1]
+        state = SourceState.loads(stored) if stored is not None else SourceState()
+        self._cache[key] = (stored, state)
+        return state
+
+    def save(self, source: str, state: SourceState) -> None:
+        """Write a camera's state if it changed (to the changelog, flushed before the commit)."""
+        key = source.encode()
+        blob = state.dumps()
+        stored = self.table.get(key)
+        if blob != stored:
+            self.table[key] = blob
+            stored = self.table.get(key)
+        self._cache[key] = (stored, state)
+        self.seen[key] = time.monotonic()
+
+    def revoked(self) -> None:
+        """After a rebalance the table holds other partitions: decode afresh, re-adopt the sources."""
+        self._cache.clear()
+        self.seen.clear()
+        self._adopted = False
+
+    def adopt(self) -> None:
+        """Once the agent runs (its tables recovered), start the idle clock of every camera whose state
+        this worker now owns, so an episode left open by a dead worker still ends if its camera is gone."""
+        if self._adopted:
+            return
+        self._adopted = True
+        topic = self.app.settings.topic("positions")
+        assigned = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic}
+        partitions = list(range(self.app.settings.partitions))
+        now = time.monotonic()
+        for key in list(self.table.keys()):
+            if self._partitioner(key, partitions, partitions) in assigned:
+                self.seen.setdefault(key, now)
+
+    async def expire_idle(self, processor: RuleProcessor) -> None:
+        """End the open episodes of cameras that sent nothing for ``idle_s`` (held if the broker is down)."""
+        now = time.monotonic()
+        for key, seen in list(self.seen.items()):
+            if now - seen < self.idle_s:
+                continue
+            source = key.decode()
+            state = self.state(source)
+            if not processor.episodes.started(state):
+                del self.seen[key]
+                continue
+            actions = processor.expire(state, source)
+            try:
+                for action in actions:
+                    value = codec.encode("ActionEvent", action)
+                    await (await self.app.mugpos_topics.actions.send(key=action["action_id"].encode(), value=value))
+            except Exception as exc:  # broker trouble: the state is not saved, so the next sweep tries again
+                log.warning("ending idle episodes of %s held: %r", source, exc)
+                self._cache.pop(key, None)
+                return
+            self.save(source, state)
+            del self.seen[key]
+            if actions:
+                log.info("camera %s idle for %.0f s: ended %d episode(s)", source, now - seen, len(actions))
+
+
 async def handle_positions(
-    app: MugposApp, processor: RuleProcessor, events: Sequence[EventT], stream: StreamT[Any]
+    app: MugposApp,
+    processor: RuleProcessor,
+    events: Sequence[EventT],
+    stream: StreamT[Any],
+    episodes: Episodes | None = None,
 ) -> None:
     """Decode, evaluate and publish one batch; returns only when every output is delivered and acknowledged."""
 
     async def run_round(pending: list[EventT]) -> list[tuple[EventT, InfrastructureError]]:
-        return await positions_round(app, processor, pending)
+        return await positions_round(app, processor, pending, episodes)
 
     await hold(app, stream, "rules", events, run_round, timed="rules")
 
 
 async def positions_round(
-    app: MugposApp, processor: RuleProcessor, events: Sequence[EventT]
+    app: MugposApp, processor: RuleProcessor, events: Sequence[EventT], episodes: Episodes | None = None
 ) -> list[tuple[EventT, InfrastructureError]]:
     """One attempt: evaluate and publish; returns the events whose actions the broker did not take.
 
-    Evaluating again is safe: action ids are deterministic and the cooldown admits the same action twice."""
+    Evaluating again is safe: action ids are deterministic, the cooldown admits the same action twice,
+    and a frame the episodes have taken in gets the actions it produced then."""
     sends: list[tuple[EventT, Awaitable[Any]]] = []
+    stateful = episodes is not None and processor.registry.ruleset.has_stateful
     for event in events:
         try:
             record = codec.decode(event.value, "PositionEvent")
@@ -126,7 +248,11 @@ async def positions_round(
             continue
         image_id = str(record.get("image_id"))
         try:
-            actions = await processor.actions_for(record)
+            source = str(record.get("source", ""))
+            state = episodes.state(source) if stateful and episodes is not None else None
+            actions = await processor.actions_for(record, state)
+            if state is not None and episodes is not None:
+                episodes.save(source, state)
             encoded = [(a["action_id"], codec.encode("ActionEvent", a)) for a in actions]
         except CodecError as exc:
             dead = send_dead_letter(app, event, "rules", "encode_error", exc.message, image_id)

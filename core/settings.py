@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "MUGPOS_"
@@ -150,6 +150,30 @@ class Settings(BaseSettings):
     clip_weights: str = Field("", description="Local open_clip weights file; empty uses the dominant-colour attribute.")
     clip_model: str = Field("ViT-B-32", description="open_clip architecture of `MUGPOS_CLIP_WEIGHTS`.")
 
+    # -- Per-camera memory (ordering, tracking, stateful rules) --------------------------------
+    lateness_s: float = Field(
+        10.0,
+        ge=0,
+        le=3600,
+        description="How far out of capture-time order a camera's frames may arrive and still be tracked in order: "
+        "frames wait up to this long (capture time, or wall time when the camera goes quiet) for earlier ones. "
+        "A frame later than that is positioned and flagged `late`, but moves no state.",
+    )
+    tracking: bool = Field(True, description="Give each mug a track id across its camera's frames (ByteTrack).")
+    track_lost_s: float = Field(
+        30.0,
+        gt=0,
+        le=86400,
+        description="Capture-time seconds a tracked mug may go unseen and keep its id; after that it has disappeared.",
+    )
+    episode_idle_s: float = Field(
+        60.0,
+        gt=0,
+        le=86400,
+        description="Wall seconds without a frame from a camera after which its open episodes end (the camera is "
+        "gone, so nothing would ever clear them).",
+    )
+
     # -- Control (scaling of the detect workers) -----------------------------------------------
     target_lag_s: float = Field(10.0, gt=0, description="Target drain time of the detection backlog, seconds.")
     idle_s: float = Field(
@@ -237,6 +261,16 @@ class Settings(BaseSettings):
         if not set(value) <= allowed:
             raise ValueError("topic names allow only letters, digits, '.', '_' and '-'")
         return value
+
+    @model_validator(mode="after")
+    def _idle_outlasts_lateness(self) -> Settings:
+        # frames wait up to lateness_s before the rules stage sees them: a shorter idle time would
+        # end a camera's episodes while its next frames are still on their way
+        if self.episode_idle_s <= self.lateness_s:
+            raise ValueError(
+                f"MUGPOS_EPISODE_IDLE_S ({self.episode_idle_s:g}) must exceed MUGPOS_LATENESS_S ({self.lateness_s:g})"
+            )
+        return self
 
     @property
     def bootstrap(self) -> list[str]:

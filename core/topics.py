@@ -54,6 +54,30 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     return specs
 
 
+#: Roles whose agents keep changelogged Faust tables, and the tables (``agents.position``, ``agents.rules``).
+STATE_TABLES: dict[str, tuple[str, ...]] = {"all": ("tracks", "episodes"), "analyze": ("tracks", "episodes")}
+
+
+def role_app_id(settings: Settings, role: str) -> str:
+    """Faust app id (and consumer group) of a role: ``mugpos`` for all, ``mugpos-detect`` etc. otherwise."""
+    return settings.app_id if role == "all" else f"{settings.app_id}-{role}"
+
+
+def state_topic_specs(settings: Settings) -> list[TopicSpec]:
+    """The changelog topics of the roles' tables (Faust's ``<app id>-<table>-changelog``), compacted and
+    with the partitions of the topics the tables are keyed like: created here, since Faust may not."""
+    return [
+        TopicSpec(
+            "changelog",
+            f"{role_app_id(settings, role)}-{table}-changelog",
+            settings.partitions,
+            {"cleanup.policy": "compact"},
+        )
+        for role, tables in STATE_TABLES.items()
+        for table in tables
+    ]
+
+
 def resolve_topic(settings: Settings, name: str) -> TopicSpec:
     """Accept a logical name (``images``) or a full one (``mugpos.images``)."""
     for spec in topic_specs(settings):
@@ -77,7 +101,7 @@ async def ensure_topics(settings: Settings, timeout_s: float = 15.0) -> list[str
         raise BrokerUnavailable(f"cannot reach the Kafka broker at {settings.broker}: {exc!r}") from None
     try:
         existing = set(await admin.list_topics())
-        wanted = [s for s in topic_specs(settings) if s.name not in existing]
+        wanted = [s for s in topic_specs(settings) + state_topic_specs(settings) if s.name not in existing]
         if wanted:
             new = [NewTopic(s.name, s.partitions, settings.replication_factor, topic_configs=s.configs) for s in wanted]
             response = await admin.create_topics(new, timeout_ms=int(timeout_s * 1000))

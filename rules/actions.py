@@ -75,6 +75,57 @@ def build_action(match: Match, event: Record, fired_at: datetime | None = None) 
     }
 
 
+def episode_action_id(rule_id: str, episode: str, phase: str) -> str:
+    """Deterministic id of the start or end of one episode (rule ids never contain ':')."""
+    return f"{rule_id}:{episode}:{phase}"
+
+
+def build_episode_action(transition: Any, event: Record, fired_at: datetime | None = None) -> dict[str, Any]:
+    """The ``ActionEvent`` record of a stateful rule's :class:`~rules.episodes.Transition` on a frame."""
+    rule = transition.rule
+    source = str(event.get("source", ""))
+    image_id = str(event.get("image_id", ""))
+    subject = "image" if transition.track_id is None else f"mug (track {transition.track_id})"
+    seconds = max(0, transition.at_ms - transition.since_ms) / 1000
+    if transition.phase == "end":
+        message = f"{rule.name}: over for {subject} in {source} after {seconds:g} s ({transition.why})"
+    else:
+        facts = ", ".join(f"{k}={v}" for k, v in transition.evidence.items() if k not in ("mug.index", "mugs.matching"))
+        held = f" for {seconds:g} s" if transition.why == "lasts" else ""
+        message = f"{rule.name}: {subject} in {source}{held} (image {image_id}): {facts}"
+    return {
+        "action_id": episode_action_id(rule.rule_id, transition.episode_id, transition.phase),
+        "rule_id": rule.rule_id,
+        "rule_name": rule.name,
+        "severity": rule.severity,
+        "action_type": rule.action.type,
+        "target": rule.action.target,
+        "message": message,
+        "evidence": dict(transition.evidence),
+        "image_id": image_id,
+        "source": source,
+        "captured_at": datetime.fromtimestamp(transition.at_ms / 1000, UTC),
+        "fired_at": fired_at or datetime.now(UTC),
+        "phase": transition.phase,
+        "episode_id": transition.episode_id,
+        "track_id": transition.track_id,
+        "notify": transition.notify,
+    }
+
+
+_TIMES = ("captured_at", "fired_at")
+
+
+def action_to_json(record: dict[str, Any]) -> dict[str, Any]:
+    """An ActionEvent record as plain JSON (times in epoch ms), for state kept in a changelog."""
+    return {k: event_millis(v) if k in _TIMES else v for k, v in record.items()}
+
+
+def action_from_json(data: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`action_to_json`."""
+    return {k: datetime.fromtimestamp(v / 1000, UTC) if k in _TIMES else v for k, v in data.items()}
+
+
 # -- cooldown ------------------------------------------------------------------------------------
 
 

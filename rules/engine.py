@@ -745,12 +745,29 @@ class RuleSet:
         self._plans = {
             source: _Plan([c for c in compiled if not c.rule.sources or source in c.rule.sources]) for source in sources
         }
+        # stateful rules share the index (a match says "true for some mug": worth judging per track)
+        self._stateful_default = tuple(c for c in unscoped if c.rule.temporal is not None)
+        self._stateful = {
+            source: tuple(c for c in plan.rules if c.rule.temporal is not None) for source, plan in self._plans.items()
+        }
+        #: Whether some rule needs the registry of tracks seen (mugs appearing or disappearing).
+        self.watches_tracks = any(
+            c.rule.temporal is not None and c.rule.temporal.kind in ("appears", "disappears") for c in compiled
+        )
+        self.has_stateful = any(c.rule.temporal is not None for c in compiled)
 
     def __len__(self) -> int:
         return len(self.rules)
 
+    def stateful_for(self, source: str) -> tuple[CompiledRule, ...]:
+        """The stateful rules in scope of ``source`` (judged by ``rules.episodes``, not per image)."""
+        return self._stateful.get(source, self._stateful_default)
+
     def evaluate(self, event: Record) -> Evaluation:
-        """Every rule in scope of the event's source that fires on it, and every one that had to be skipped."""
+        """Every rule in scope of the event's source that fires on it, and every one that had to be skipped.
+
+        Stateful rules are among the matches when their condition holds for some mug of this frame;
+        whether that starts an episode is for ``rules.episodes`` to say."""
         source = event.get("source") if isinstance(event, Mapping) else None
         plan = self._plans.get(source, self._default) if isinstance(source, str) else self._default
         return plan.evaluate(event)

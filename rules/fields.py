@@ -80,6 +80,7 @@ _FIXED: tuple[FieldSpec, ...] = (
     FieldSpec("mug.nearest_mug_px", "mug", "nearest_mug_px", _N, "Gap to the nearest other mug, pixels."),
     FieldSpec("mug.nearest_mug_cm", "mug", "nearest_mug_cm", _N, "Gap to the nearest other mug, centimetres."),
     FieldSpec("mug.quality", "mug", "quality", _N, "Placement quality, 0 to 100."),
+    FieldSpec("mug.track_id", "mug", "track_id", _N, "Id of the mug across its camera's frames (null: untracked)."),
     FieldSpec("image.image_id", "image", "image_id", _S, "Id of the image."),
     FieldSpec("image.source", "image", "source", _S, "Source (camera) of the image."),
     FieldSpec("image.model_id", "image", "model_id", _S, "Detector that saw it."),

@@ -20,3 +20,9 @@ RULES_REJECTED = Counter(
     "mugpos_rules_rejected_total", "Records on the rules topic that failed validation.", ["reason"]
 )
 COOLDOWN_ERRORS = Counter("mugpos_cooldown_errors_total", "Cooldown store calls that failed (Redis down).")
+LATE_FRAMES = Counter(
+    "mugpos_late_frames_total",
+    "Frames that came after a later frame of their camera had been taken in: judged by per-image rules only.",
+    ["stage"],
+)
+EPISODES = Counter("mugpos_episodes_total", "Episode starts and ends of stateful rules.", ["phase"])

@@ -88,6 +88,31 @@ class Action:
     target: str | None = None
 
 
+TemporalKind = Literal["lasts", "becomes", "appears", "disappears"]
+TEMPORAL_KINDS: tuple[TemporalKind, ...] = ("lasts", "becomes", "appears", "disappears")
+MAX_FOR_S = 7 * 24 * 3600.0
+MAX_FOR_FRAMES = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Temporal:
+    """What makes a rule *stateful*: it judges a camera's frames in event-time order, not one image.
+
+    ``lasts``: the condition has held without a break for ``for_s`` seconds of capture time (longer,
+    when ``strict``) and/or ``for_frames`` consecutive frames; 0 and None mean "from the first frame".
+    ``becomes``: the condition is true now and was false (known) in the mug's previous frame, e.g.
+    "put on a coaster". ``appears``/``disappears``: a tracked mug that meets the condition is seen for
+    the first time / is no longer seen. ``resolve``: deliver the end of each episode too, not only
+    record it on the actions topic.
+    """
+
+    kind: TemporalKind = "lasts"
+    for_s: float | None = None
+    strict: bool = False
+    for_frames: int | None = None
+    resolve: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """A validated rule. Build it with :func:`rule_from_obj` or the sentence compiler, not by hand."""
@@ -102,6 +127,12 @@ class Rule:
     action: Action = field(default_factory=Action)
     cooldown_s: int = 60
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    temporal: Temporal | None = None
+
+    @property
+    def stateful(self) -> bool:
+        """True when the rule judges sequences of frames (durations, transitions, resolution)."""
+        return self.temporal is not None
 
 
 # -- encoding ------------------------------------------------------------------------------------
@@ -137,6 +168,20 @@ def rule_to_record(rule: Rule) -> dict[str, Any]:
         "action": {"type": rule.action.type, "target": rule.action.target},
         "cooldown_s": rule.cooldown_s,
         "updated_at": rule.updated_at,
+        "temporal": temporal_to_obj(rule.temporal),
+    }
+
+
+def temporal_to_obj(temporal: Temporal | None) -> dict[str, Any] | None:
+    """Avro/JSON form of a rule's temporal clause (None for a rule about single images)."""
+    if temporal is None:
+        return None
+    return {
+        "kind": temporal.kind,
+        "for_s": temporal.for_s,
+        "strict": temporal.strict,
+        "for_frames": temporal.for_frames,
+        "resolve": temporal.resolve,
     }
 
 
@@ -144,6 +189,8 @@ def rule_to_json(rule: Rule) -> dict[str, Any]:
     """JSON form of a rule; :func:`rule_from_json` reads it back unchanged (``rules add --file``)."""
     record = rule_to_record(rule)
     record["condition"] = _compact(record["condition"])
+    if record["temporal"] is None:
+        del record["temporal"]  # the JSON of a rule about single images reads as before
     record["updated_at"] = rule.updated_at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return record
 
@@ -185,9 +232,24 @@ def _show(value: Value) -> str:
     return repr(value)
 
 
+def describe_temporal(temporal: Temporal | None) -> str:
+    """Infix form of a temporal clause (empty for rules about single images), after :func:`describe`."""
+    if temporal is None:
+        return ""
+    parts: list[str] = [temporal.kind]
+    if temporal.for_s:
+        parts.append(f"for {'>' if temporal.strict else '>='} {temporal.for_s:g} s")
+    if temporal.for_frames:
+        parts.append(f"for >= {temporal.for_frames} frames")
+    if temporal.resolve:
+        parts.append("until resolved")
+    return " ".join(parts)
+
+
 def content_id(rule_fields: Mapping[str, Any]) -> str:
     """Deterministic id from what a rule does, so adding the same rule twice upserts one rule."""
-    basis = {k: rule_fields.get(k) for k in ("condition", "sources", "severity", "action")}
+    keys = ("condition", "sources", "severity", "action", "temporal")
+    basis = {k: rule_fields.get(k) for k in keys if k != "temporal" or rule_fields.get(k) is not None}
     digest = hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()
     return f"rule-{digest[:10]}"
 
@@ -195,8 +257,21 @@ def content_id(rule_fields: Mapping[str, Any]) -> str:
 # -- decoding ------------------------------------------------------------------------------------
 
 _RULE_KEYS = frozenset(
-    {"rule_id", "name", "enabled", "text", "sources", "condition", "severity", "action", "cooldown_s", "updated_at"}
+    {
+        "rule_id",
+        "name",
+        "enabled",
+        "text",
+        "sources",
+        "condition",
+        "severity",
+        "action",
+        "cooldown_s",
+        "updated_at",
+        "temporal",
+    }
 )
+_TEMPORAL_KEYS = frozenset({"kind", "for_s", "strict", "for_frames", "resolve"})
 _NODE_KEYS = frozenset({"kind", "children", "field", "op", "value"})
 _ACTION_KEYS = frozenset({"type", "target"})
 
@@ -256,12 +331,14 @@ def rule_from_obj(obj: Any, *, allowlist: tuple[str, ...] | None = None, now: da
     if not 0 <= cooldown <= MAX_COOLDOWN_S:
         raise RuleValidationError("cooldown_s", f"must be between 0 and {MAX_COOLDOWN_S}, got {cooldown}")
     updated_at = _timestamp(_opt(obj, "updated_at", None), now)
+    temporal = _temporal(obj.get("temporal"))
     rule_id = _opt(obj, "rule_id", None)
     canonical = {
         "condition": condition_to_obj(condition),
         "sources": list(sources),
         "severity": severity,
         "action": {"type": action.type, "target": action.target},
+        "temporal": temporal_to_obj(temporal),
     }
     if rule_id is None:
         rule_id = content_id(canonical)
@@ -284,7 +361,45 @@ def rule_from_obj(obj: Any, *, allowlist: tuple[str, ...] | None = None, now: da
         action=action,
         cooldown_s=cooldown,
         updated_at=updated_at,
+        temporal=temporal,
     )
+
+
+def _temporal(obj: Any) -> Temporal | None:
+    if obj is None:
+        return None
+    if not isinstance(obj, Mapping):
+        raise RuleValidationError("temporal", f"must be an object or null, got {_type(obj)}")
+    _no_unknown(obj, _TEMPORAL_KEYS, "temporal")
+    kind = _opt(obj, "kind", "lasts")
+    if kind not in TEMPORAL_KINDS:
+        raise RuleValidationError("temporal.kind", f"must be one of {', '.join(TEMPORAL_KINDS)}, got {_brief(kind)}")
+    for_s = obj.get("for_s")
+    if for_s is not None:
+        if isinstance(for_s, bool) or not isinstance(for_s, int | float) or not math.isfinite(for_s):
+            raise RuleValidationError("temporal.for_s", f"must be a number of seconds, got {_type(for_s)}")
+        if not 0 <= for_s <= MAX_FOR_S:
+            raise RuleValidationError("temporal.for_s", f"must be between 0 and {MAX_FOR_S:g} seconds, got {for_s}")
+        for_s = float(for_s)
+    for_frames = obj.get("for_frames")
+    if for_frames is not None:
+        if isinstance(for_frames, bool) or not isinstance(for_frames, int):
+            raise RuleValidationError(
+                "temporal.for_frames", f"must be a whole number of frames, got {_type(for_frames)}"
+            )
+        if not 1 <= for_frames <= MAX_FOR_FRAMES:
+            raise RuleValidationError(
+                "temporal.for_frames", f"must be between 1 and {MAX_FOR_FRAMES}, got {for_frames}"
+            )
+    strict, resolve = _opt(obj, "strict", False), _opt(obj, "resolve", False)
+    for key, value in (("strict", strict), ("resolve", resolve)):
+        if not isinstance(value, bool):
+            raise RuleValidationError(f"temporal.{key}", f"must be true or false, got {_type(value)}")
+    if kind != "lasts" and (for_s or for_frames):
+        raise RuleValidationError("temporal", f"a duration belongs to 'lasts', not to {kind!r}")
+    if kind != "lasts" and resolve:
+        raise RuleValidationError("temporal.resolve", f"{kind!r} is a moment, it has no end to report")
+    return Temporal(cast(TemporalKind, kind), for_s, strict, for_frames, resolve)
 
 
 def _condition(node: Any, path: str, depth: int, counter: list[int]) -> Condition:

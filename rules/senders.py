@@ -259,6 +259,8 @@ class Dispatcher:
         self.publish_allowlist = publish_allowlist
 
     async def deliver(self, action: Mapping[str, Any], raw: bytes) -> Delivery:
+        if action.get("notify") is False:  # an episode end nobody asked to hear of: recorded, not sent
+            return Delivery(True, "delivered", "recorded on the actions topic only", attempts=0)
         kind = action.get("action_type")
         if kind == "webhook":
             return await self.webhook.send(action)

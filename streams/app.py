@@ -15,7 +15,7 @@ import faust
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
 from mugpos.core.settings import Settings
-from mugpos.core.topics import topic_specs
+from mugpos.core.topics import role_app_id, topic_specs
 from mugpos.storage.results import ResultsStore
 from mugpos.storage.store import open_store
 from mugpos.streams.stats import PipelineStats
@@ -62,7 +62,7 @@ class MugposApp(faust.App):
 
 def app_id(settings: Settings, role: Role) -> str:
     """Consumer group / app id of a role: ``mugpos`` for all, ``mugpos-detect`` etc. otherwise."""
-    return settings.app_id if role == "all" else f"{settings.app_id}-{role}"
+    return role_app_id(settings, role)
 
 
 def create_app(settings: Settings, role: Role = "all", **overrides: object) -> MugposApp:

@@ -166,6 +166,17 @@ rule_definitions = st.fixed_dictionaries(
         ),
         "cooldown_s": int32,
         "updated_at": timestamps,
+        "temporal": optional(
+            st.fixed_dictionaries(
+                {
+                    "kind": st.sampled_from(["lasts", "becomes", "appears", "disappears"]),
+                    "for_s": optional(float64),
+                    "strict": st.booleans(),
+                    "for_frames": optional(int32),
+                    "resolve": st.booleans(),
+                }
+            )
+        ),
     }
 )
 

@@ -38,7 +38,8 @@ async def decisions(settings: Settings) -> list[dict]:
 
 async def detected_ids(settings: Settings) -> set[str]:
     return {
-        (i.key or b"").decode() async for i in consume_events(settings, "detections", from_beginning=True, timeout_s=3)
+        str((i.event or {}).get("image_id"))
+        async for i in consume_events(settings, "detections", from_beginning=True, timeout_s=3)
     }
 
 

@@ -56,7 +56,7 @@ async def collect(settings: Settings, topic: str, want: set[str], deadline_s: fl
                 assert item.error is None, item.error
                 assert item.event is not None
                 seen.append(item.event)
-                keys.add((item.key or b"").decode())
+                keys.add(str(item.event["image_id"]) if topic == "detections" else (item.key or b"").decode())
                 if want <= keys:
                     break
     except TimeoutError:

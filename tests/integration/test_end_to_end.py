@@ -231,11 +231,13 @@ class Run:
 
 
 async def read_topic(settings: Settings, topic: str, settle_s: float) -> list[tuple[str, dict[str, Any]]]:
-    """(key, event) of every message of ``topic`` from the start, until ``settle_s`` without one."""
+    """(key, event) of every message of ``topic`` from the start, until ``settle_s`` without one; for
+    positions (keyed by camera) the image id stands for the key."""
     items = []
     async for item in consume_events(settings, topic, from_beginning=True, timeout_s=settle_s):
         assert item.error is None and item.event is not None, item.error
-        items.append(((item.key or b"").decode(), item.event))
+        key = (item.key or b"").decode()
+        items.append((str(item.event["image_id"]) if topic == "positions" else key, item.event))
     return items
 
 

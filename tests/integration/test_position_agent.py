@@ -102,7 +102,8 @@ async def collect(settings: Settings, topic: str, want: set[str], deadline_s: fl
     try:
         async with asyncio.timeout(deadline_s):
             async for item in consume_events(settings, topic, from_beginning=True):
-                keys.add((item.key or b"").decode())
+                key = (item.key or b"").decode()
+                keys.add(str((item.event or {}).get("image_id")) if topic == "positions" else key)
                 if want <= keys:
                     return
     except TimeoutError:
@@ -129,7 +130,8 @@ def test_positions_verdicts_and_dead_letters_from_a_real_worker(settings: Settin
         assert proc.poll() is None, "the worker must keep running after bad input"
     log = log_path.read_text()[-3000:]
 
-    assert sorted(key for key, _ in positions) == sorted(GOOD), log  # exactly one per image id, keyed by it
+    assert sorted(event["image_id"] for _, event in positions) == sorted(GOOD), log  # exactly one per image id
+    assert all(key == event["source"] for key, event in positions)  # keyed by camera: its frames stay in order
     by_id = {event["image_id"]: event for _, event in positions}
     for image_id, (verdict, reasons) in EXPECTED.items():
         assert (by_id[image_id]["verdict"], by_id[image_id]["reasons"]) == (verdict, reasons), image_id

@@ -32,17 +32,18 @@ class FlakyTopic:
 
     def __init__(self, failures: int) -> None:
         self.failures = failures
-        self.attempts: list[bytes] = []
+        self.attempts: list[bytes] = []  # image ids of the positions sent (positions are keyed by camera)
         self.delivered: list[bytes] = []
 
     async def send(self, *, key: bytes | None = None, value: bytes) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.attempts.append(key or b"")
+        image_id = str(codec.decode(value, "PositionEvent")["image_id"]).encode()
+        self.attempts.append(image_id)
         if self.failures > 0:
             self.failures -= 1
             future.set_exception(ConnectionError("broker at 127.0.0.1:1 refused the connection"))
         else:
-            self.delivered.append(key or b"")
+            self.delivered.append(image_id)
             future.set_result(None)
         return future
 
@@ -72,9 +73,7 @@ def app() -> Iterator[MugposApp]:
 
 def detections(count: int) -> list[Any]:
     record = event(det("mug", ON_COASTER), det("coaster", COASTER), det("surface", TABLE), labels=CUSTOM)
-    return [
-        message_event(i, codec.encode("DetectionEvent", {**record, "image_id": f"img-{i}"})) for i in range(count)
-    ]
+    return [message_event(i, codec.encode("DetectionEvent", {**record, "image_id": f"img-{i}"})) for i in range(count)]
 
 
 async def test_a_batch_whose_sends_fail_is_not_acknowledged_until_it_is_delivered_again(app: MugposApp) -> None:
