@@ -177,7 +177,7 @@ def register(cli: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="One JSON rule per line.")] = False,
     ) -> None:
         """Read the rules topic from the beginning and show the current rules."""
-        from mugpos.rules.model import describe, rule_to_json
+        from mugpos.rules.model import describe, describe_temporal, rule_to_json
         from mugpos.storage.rules import RuleStore
 
         settings = _settings()
@@ -190,7 +190,7 @@ def register(cli: typer.Typer) -> None:
                 sys.stdout.write(json.dumps(rule_to_json(rule), ensure_ascii=False) + "\n")
             return
         table = Table(title=f"{len(rules)} rule(s) on {settings.topic('rules')}")
-        for column in ("id", "on", "severity", "scope", "action", "cooldown", "condition"):
+        for column in ("id", "on", "severity", "scope", "action", "cooldown", "condition", "over time"):
             table.add_column(column, overflow="fold")
         for rule in rules:
             action = rule.action.type + (f" {rule.action.target}" if rule.action.target else "")
@@ -202,6 +202,7 @@ def register(cli: typer.Typer) -> None:
                 action,
                 f"{rule.cooldown_s} s",
                 describe(rule.condition),
+                describe_temporal(rule.temporal) or "-",  # "-": a rule about single images
             )
         Console().print(table)
 
@@ -232,12 +233,13 @@ def register(cli: typer.Typer) -> None:
     ) -> None:
         """Show how a sentence is understood, without storing it or reaching any service.
 
-        Prints the rule said back in the grammar's own words, its condition, and its JSON; a
-        sentence the grammar cannot read exits 2 with the error (position, caret, what would fit).
+        Prints the rule said back in the grammar's own words, its condition, its temporal clause (a
+        rule over time only) and its JSON; a sentence the grammar cannot read exits 2 with the error
+        (position, caret, what would fit).
         """
         from mugpos.rules.errors import RuleSyntaxError, RuleValidationError
         from mugpos.rules.language import canonical_sentence, compile_sentence
-        from mugpos.rules.model import describe, rule_to_json
+        from mugpos.rules.model import describe, describe_temporal, rule_to_json
 
         try:
             rule = compile_sentence(text)
@@ -249,12 +251,15 @@ def register(cli: typer.Typer) -> None:
         del record["updated_at"]  # the time of this run, not part of what was understood
         sentence = canonical_sentence(rule)
         condition = describe(rule.condition)
+        temporal = describe_temporal(rule.temporal) or None  # None: a rule about single images
         if as_json:
-            out = {"sentence": sentence, "condition": condition, "rule": record}
+            out = {"sentence": sentence, "condition": condition, "temporal": temporal, "rule": record}
             sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
             return
         sys.stdout.write(f"understood: {sentence or '(no sentence form)'}\n")
         sys.stdout.write(f"condition:  {condition}\n")
+        if temporal is not None:  # only for rules over time, so the output of other rules reads as before
+            sys.stdout.write(f"over time:  {temporal}\n")
         sys.stdout.write(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
 
     @rules_cli.command("test")

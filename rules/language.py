@@ -1,12 +1,14 @@
 """Plain-English rules: a tokenizer and a recursive-descent parser for the grammar in ``GRAMMAR.md``.
 
 A sentence compiles to exactly the structure a JSON rule has (a condition tree, severity, scope,
-cooldown), then goes through the same validator, so both ways of writing a rule behave alike.
+cooldown, and for a rule over time its temporal clause: "for more than 30 seconds", "is put on a
+coaster", "and tell me when it is resolved"), then goes through the same validator, so both ways of
+writing a rule behave alike.
 Nothing is guessed: a word the grammar does not expect stops the parse with a
 :class:`~rules.errors.RuleSyntaxError` that points at it, says what would fit and suggests the
 nearest known word. Many phrasings are accepted for one meaning ("exceeds", "is over", "more
 than"), but each phrasing has exactly one meaning; a vague or ambiguous one ("near the edge",
-"every mug", "drops below") is refused with the reason. There is no eval and no model in the loop;
+"every mug", "drops below", "for a while") is refused with the reason. There is no eval and no model in the loop;
 each grammar rule is one method, and :func:`canonical_sentence` says a rule back in the grammar's
 own words.
 """
@@ -22,6 +24,8 @@ from typing import Any, Literal, NoReturn, TypeVar
 
 from mugpos.rules.errors import RuleSyntaxError, RuleValidationError
 from mugpos.rules.model import (
+    MAX_FOR_FRAMES,
+    MAX_FOR_S,
     MAX_TEXT_CHARS,
     ActionType,
     AllOf,
@@ -31,8 +35,11 @@ from mugpos.rules.model import (
     Not,
     Rule,
     Severity,
+    Temporal,
+    TemporalKind,
     rule_from_obj,
     rule_to_record,
+    temporal_to_obj,
 )
 
 MAX_NUMBER = 1_000_000_000
@@ -66,6 +73,7 @@ class ParsedSentence:
     action: ActionType | None
     sources: tuple[str, ...]
     cooldown_s: int | None
+    temporal: Temporal | None = None
 
 
 _LEXEMES = re.compile(
@@ -210,7 +218,8 @@ OFF_CENTRE = ("off-centre", "off-center")
 MUG_TARGET_WORDS = ("another", "other", "nearest", "next", "closest", "neighbouring", "neighboring", "adjacent")
 NEIGHBOURS = ("neighbour", "neighbor")
 #: Words between "is" and the state that add nothing: "is standing on a coaster", "is placed within".
-PARTICIPLES = ("standing", "sitting", "resting", "lying", "placed", "positioned", "located", "left", "put", "kept")
+#: ("put" is not one of them: "is put on a coaster" is a change, see ``MOVES``.)
+PARTICIPLES = ("standing", "sitting", "resting", "lying", "placed", "positioned", "located", "left", "kept")
 MORE_WORDS = ("more", "greater", "higher", "bigger", "larger")
 LESS_WORDS = ("less", "fewer", "lower", "smaller")
 FURTHER_WORDS = ("further", "farther")
@@ -223,6 +232,32 @@ OR_BOUNDS = {
 }
 _NEGATED = {"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
 
+# -- words of rules over time (durations, changes, resolution) -----------------------------------
+
+#: "for 5 frames": a duration counted in frames (a duration in time takes ``TIME_UNITS``).
+FRAME_UNITS = ("frame", "frames")
+#: What "for a minute", "for an hour" may count: one of a singular unit.
+SINGULAR_UNITS = ("second", "sec", "minute", "min", "hour", "hr", "day", "frame")
+#: Verbs that say a state lasts ("stays off its coaster"); a duration must follow.
+LASTING_VERBS = ("stays", "remains", "stay", "remain")
+#: After "has" / "have": "has been off its coaster", "has stayed within 2 cm of the edge".
+PERFECT_PARTICIPLES = ("been", "stayed", "remained")
+#: How a mug is moved, after "is": "is put on a coaster", "is taken off its coaster" (a change), or
+#: after "has been" the state it was moved into ("has been taken off its coaster for 30 seconds").
+MOVES = ("put", "taken", "removed", "lifted")
+APPEAR_WORDS = ("appears",)
+DISAPPEAR_WORDS = ("disappears", "vanishes")
+#: "is no longer seen": the mug is gone (``disappears``); "is no longer on its coaster" is a change.
+GONE_WORDS = ("seen", "visible", "detected", "found", "present")
+#: "and tell me when it is resolved": the end of each episode is delivered too.
+RESOLVE_LEADS = ("tell", "inform", "notify", "let", "alert")
+RESOLVE_TRIGGERS = ("when", "once", "if")
+RESOLVED_WORDS = ("resolved", "cleared", "fixed", "over")
+ENDING_VERBS = ("clears", "ends", "resolves", "stops")
+ENDED_WORDS = ("cleared", "ended", "stopped", "resolved")
+#: The condition of "when a mug appears" with no filter: any tracked mug.
+TRACKED = Compare("mug.track_id", ">=", 0)
+
 #: Why some words are refused wherever they stop the parse (appended to the error message).
 _VAGUE = ("near", "close", "far", "nearby", "low", "high", "many", "several", "few", "lots", "plenty", "couple")
 _CHANGES = (
@@ -230,14 +265,37 @@ _CHANGES = (
     "reaches", "reach", "hits", "climbs", "dips", "increases", "decreases", "moves", "changes", "turns",
 )  # fmt: skip
 _ALL = ("every", "each", "all", "both")
+#: Words that name no time span: a duration is a number and a unit.
+_VAGUE_TIME = (
+    "while", "awhile", "ages", "moment", "bit", "long", "recently", "lately", "sometimes", "often", "occasionally",
+    "frequently", "repeatedly", "briefly", "usually", "always", "never", "ever", "still", "anymore",
+)  # fmt: skip
 HINTS: dict[str, str] = {
     **dict.fromkeys(_VAGUE, "it names no amount; give a number, e.g. 'within 5 cm of the table edge'"),
-    **dict.fromkeys(_CHANGES, "it describes a change; a rule tests each picture, e.g. 'is below 40'"),
+    **dict.fromkeys(
+        _CHANGES,
+        "it describes a change; a rule tests each picture ('is below 40'), says how long a state lasts"
+        " ('is off its coaster for 30 seconds') or names a mug's move ('is put on a coaster')",
+    ),
+    **dict.fromkeys(_VAGUE_TIME, "it names no time; say how long, e.g. 'for 30 seconds' or 'for 5 frames'"),
+    **dict.fromkeys(("was", "were", "had"), "a rule speaks of the present: 'is', or 'has been ... for 30 seconds'"),
+    **dict.fromkeys(("after", "since"), "say how long with 'for', e.g. 'has been off its coaster for 5 minutes'"),
     "unless": "'unless' is not part of the grammar; join conditions with 'and', 'or' and 'not'",
 }
 
 
 _CLAUSE_WORDS = (*DETERMINERS, "there", "there's", "verdict", "placement", "overall", "no", *_ALL, "mugs", "cups")
+
+
+@dataclass(frozen=True, slots=True)
+class _Transition:
+    """A change a sentence names ("is put on a coaster", "appears"): its kind, where it was said, and the
+    state that turns true (the ``TRACKED`` placeholder for appears / disappears)."""
+
+    kind: TemporalKind
+    token: Token
+    phrase: str
+    state: Condition
 
 
 def number_word(low: str) -> int | None:
@@ -259,6 +317,10 @@ class _Parser:
         self.i = 0
         self.mug_context = False
         self.lead_pending = False  # no lead before the trigger: one may close the sentence
+        self.lasting: Token | None = None  # "stays", "has been": a duration must follow
+        self.lasting_phrase = ""
+        self.joined: Token | None = None  # the first "and" / "or" that joined two clauses
+        self.transition: _Transition | None = None  # "is put on a coaster", "appears"
 
     # -- token helpers -------------------------------------------------------------------------
 
@@ -450,7 +512,10 @@ class _Parser:
                 return "<=", read()
             if equality and self.accept("equals"):
                 return "==", read()
-            if self.accept("isn't"):
+            lasting = self.lasting_verb()  # "the mug count has been above 4 for 2 minutes"
+            if lasting is not None:
+                negate = lasting[0] != (self.accept("not") is not None)
+            elif self.accept("isn't"):
                 negate = True
             elif self.accept("is"):
                 negate = self.accept("not") is not None
@@ -522,8 +587,14 @@ class _Parser:
         condition = self.condition()
         sources: tuple[str, ...] | None = None
         cooldown: int | None = None
+        duration: tuple[float | None, bool, int | None] | None = None
+        resolve: Token | None = None
+        closing_lead: Token | None = None
+        closing_phrase = ""
         while True:
-            if self.peek().kind == "comma" and (self.scope_ahead(1) or self.cooldown_ahead(1)):
+            if self.peek().kind == "comma" and (
+                self.scope_ahead(1) or self.cooldown_ahead(1) or self.resolution_ahead(1)
+            ):
                 self.i += 1
             if self.scope_ahead():
                 if sources is not None:
@@ -533,11 +604,24 @@ class _Parser:
                 if cooldown is not None:
                     self.fail(["one cooldown per rule"], message="the cooldown is given twice")
                 cooldown = self.cooldown()
+            elif self.duration_ahead():
+                self.check_duration_place(condition, duration, cooldown, closing_phrase)
+                duration = self.duration()
+            elif self.resolution_ahead():
+                if resolve is not None:
+                    self.fail(["one resolution per rule"], message="the resolution is given twice")
+                resolve = self.peek()
+                if self.transition is not None:
+                    message = f"{self.transition.phrase!r} happens at one frame: it has no end to report"
+                    self.fail(["the end of the sentence"], message=message)
+                self.resolution()
             elif self.lead_pending and self.lead_ahead():
                 if self.peek().kind == "comma":
                     self.i += 1
                 self.accept("then")
+                closing_lead = self.peek()
                 lead = self.lead()
+                closing_phrase = self.text[closing_lead.pos : self.tokens[self.i - 1].end]
                 self.lead_pending = False
             else:
                 break
@@ -546,8 +630,70 @@ class _Parser:
         if self.peek().kind != "end":
             expected = ['"and"', '"or"', '"in camera NAME"', '"at most once per N minutes"', "the end of the sentence"]
             self.fail(expected, vocabulary=("and", "or", "in", "at", "camera", "once"))
+        if self.lasting is not None and duration is None:
+            message = f"{self.lasting_phrase!r} says that a state lasts: say how long, e.g. 'for 30 seconds'"
+            self.fail_at(self.lasting, ['"for N seconds"', '"for N frames"'], message=message)
         severity, action = lead or ("warning", None)
-        return ParsedSentence(condition, severity, action, sources or (), cooldown)
+        condition, temporal = self.temporal(condition, duration, resolve is not None)
+        return ParsedSentence(condition, severity, action, sources or (), cooldown, temporal)
+
+    def temporal(
+        self, condition: Condition, duration: tuple[float | None, bool, int | None] | None, resolve: bool
+    ) -> tuple[Condition, Temporal | None]:
+        """The temporal clause the sentence gave, and the condition it applies to."""
+        change = self.transition
+        if change is None:
+            if duration is None and not resolve:
+                return condition, None
+            for_s, strict, for_frames = duration or (None, False, None)
+            return condition, Temporal("lasts", for_s, strict, for_frames, resolve)
+        leaves = list(_flatten_all(condition))
+        if change.kind == "becomes":  # only the mug's colour may come with the state that turns true
+            extra = [leaf for leaf in leaves if leaf is not change.state and not _is_colour(leaf)]
+            if extra:
+                message = (
+                    f"a change ({change.phrase!r}) is said of one state of a mug, with its colour at most;"
+                    " other conditions would change its meaning"
+                )
+                expected = ['"a mug is put on a coaster"', '"a red mug is taken off its coaster"']
+                self.fail_at(change.token, expected, message=message)
+            return condition, Temporal("becomes")
+        kept = [leaf for leaf in leaves if leaf is not change.state]  # appears / disappears: a filter
+        filtered = kept[0] if len(kept) == 1 else AllOf(tuple(kept)) if kept else TRACKED
+        return filtered, Temporal(change.kind)
+
+    def check_duration_place(
+        self,
+        condition: Condition,
+        duration: tuple[float | None, bool, int | None] | None,
+        cooldown: int | None,
+        closing_phrase: str,
+    ) -> None:
+        """Refuse a duration where it would be ambiguous or meaningless, pointing at its "for"."""
+        expected = ["the end of the sentence"]
+        if duration is not None:
+            self.fail(["one duration per rule"], message="the duration is given twice")
+        if self.transition is not None:
+            message = (
+                f"{self.transition.phrase!r} happens at one frame and does not last; a duration belongs to a"
+                " state, e.g. 'is on a coaster for 5 seconds'"
+            )
+            self.fail(expected, message=message)
+        if isinstance(condition, AnyOf):
+            message = (
+                "a duration after 'or' is ambiguous (does it cover every part, or the last one?);"
+                " join with 'and' or write two rules"
+            )
+            self.fail(expected, message=message)
+        if cooldown is not None:
+            message = "a duration after the cooldown reads as part of it; put it right after the condition"
+            self.fail(expected, message=message)
+        if closing_phrase:
+            message = (
+                f"a duration after {closing_phrase!r} reads as how long the alert lasts;"
+                " put it right after the condition"
+            )
+            self.fail(expected, message=message)
 
     def lead(self) -> tuple[Severity, ActionType | None]:
         tok = self.peek()
@@ -592,6 +738,14 @@ class _Parser:
         """Consume ``[","] and`` (or ``or``) when a clause follows it; a comma alone joins nothing."""
         comma = 1 if self.peek().kind == "comma" else 0
         if self.at(*words, ahead=comma) and self.clause_ahead(comma + 1):
+            joiner = self.peek(comma)
+            if self.transition is not None:
+                message = (
+                    f"a change ({self.transition.phrase!r}) is said of a mug on its own;"
+                    f" it cannot be joined with {joiner.text!r}"
+                )
+                self.fail_at(joiner, ["the end of the sentence", '"in camera NAME"'], message=message)
+            self.joined = self.joined or joiner
             self.i += comma + 1
             return True
         return False
@@ -713,6 +867,7 @@ class _Parser:
         "is", "isn't", "it", "it's", "that", "which", "that's", "stands", "sits", "rests", "lies", "not",
         "doesn't", "does", "on", "off", "without", "missing", "with", "has", "having", "over", "overhanging",
         "overhangs", "hanging", "hangs", "sticking", "sticks", "touching", "touches", *OFF_CENTRE, *PARTICIPLES,
+        "hasn't", "becomes", *LASTING_VERBS[:2], *APPEAR_WORDS, *DISAPPEAR_WORDS,
     )  # fmt: skip
 
     def predicate_ahead(self, ahead: int) -> bool:
@@ -734,12 +889,25 @@ class _Parser:
         return word in self.PREDICATE_WORDS
 
     def predicate_verb_ahead(self) -> bool:
-        return self.at("is", "isn't", "stands", "sits", "rests", "lies", "doesn't", "does", "has", "that", "which")
+        return self.at(
+            "is", "isn't", "stands", "sits", "rests", "lies", "doesn't", "does", "has", "that", "which",
+            "hasn't", "becomes", *LASTING_VERBS[:2], *APPEAR_WORDS, *DISAPPEAR_WORDS,
+        )  # fmt: skip
 
     def mug_predicate(self) -> Condition:
         negate = False
         self.accept("that", "which")
-        if self.accept("isn't"):
+        lasting = self.lasting_verb()
+        if lasting is not None:  # "stays off its coaster", "hasn't been on a coaster": a duration follows
+            negate, been = lasting
+            if been and self.at(*MOVES):  # "has been taken off its coaster": the state it was moved into
+                state = self.moved_state()
+                return negate_condition(state) if negate else state
+        elif self.at("becomes"):
+            return self.becomes()
+        elif self.at(*APPEAR_WORDS, *DISAPPEAR_WORDS):
+            return self.appearance()
+        elif self.accept("isn't"):
             negate = True
         elif self.accept("doesn't") or (self.at("does") and self.at("not", ahead=1) and self.accept("does")):
             self.accept("not")
@@ -750,12 +918,238 @@ class _Parser:
                 return negate_condition(self.touching())
             negate = True
         else:
-            self.accept("is", "it's", "that's", "stands", "sits", "rests", "lies")
+            be = self.accept("is", "it's", "that's", "stands", "sits", "rests", "lies")
+            if be is not None and be.low in ("is", "it's", "that's") and self.change_ahead():
+                return self.change()
         if self.accept("not"):
             negate = not negate
+        if negate and lasting is None and self.change_ahead():
+            message = "a change cannot be negated; say how long a state lasts, e.g. 'is not on a coaster for 5 seconds'"
+            self.fail(['"on a coaster"', '"off its coaster"'], message=message)
         self.accept(*PARTICIPLES)
         state = self.mug_state()
         return negate_condition(state) if negate else state
+
+    # -- rules over time -----------------------------------------------------------------------
+
+    def lasting_verb(self) -> tuple[bool, bool] | None:
+        """Consume "stays", "remains", "has been", "hasn't been", "has stayed" ...: the state must last.
+
+        Returns (negated, whether "been" was said), or None when no such verb comes next. The first one
+        is remembered: a sentence that says a state lasts must say how long.
+        """
+        tok = self.peek()
+        if self.at(*LASTING_VERBS):
+            self.i += 1
+            found = (False, False)
+        elif self.at("has", "have") and self.at(*PERFECT_PARTICIPLES, ahead=1):
+            found = (False, self.low(1) == "been")
+            self.i += 2
+        elif self.at("has", "have") and self.at("not", ahead=1) and self.at(*PERFECT_PARTICIPLES, ahead=2):
+            found = (True, self.low(2) == "been")
+            self.i += 3
+        elif self.at("hasn't", "haven't") and self.at(*PERFECT_PARTICIPLES, ahead=1):
+            found = (True, self.low(1) == "been")
+            self.i += 2
+        else:
+            return None
+        if self.lasting is None:
+            self.lasting, self.lasting_phrase = tok, self.text[tok.pos : self.tokens[self.i - 1].end]
+        return found
+
+    def change_ahead(self) -> bool:
+        """After "is": a move ("put on a coaster", "taken off its coaster") or "no longer"."""
+        return self.at(*MOVES) or self.at_phrase(("no", "longer"))
+
+    def change(self) -> Condition:
+        """ "is put [back] on a coaster", "is taken off its coaster", "is no longer seen" / "on its coaster"."""
+        start = self.peek()
+        if self.accept("no"):
+            self.expect(("longer",), ['"longer"'])
+            if self.accept(*GONE_WORDS) or self.in_view():
+                return self.mark("disappears", start, TRACKED)
+            self.accept(*PARTICIPLES)
+            return self.mark("becomes", start, negate_condition(self.mug_state()))
+        return self.mark("becomes", start, self.moved_state())
+
+    def moved_state(self) -> Condition:
+        """Where a move leaves a mug: "put [back] on a coaster", "taken off its coaster", "removed from it"."""
+        verb = self.expect(MOVES, ['"put on a coaster"', '"taken off its coaster"'])
+        if verb.low == "put":
+            self.accept("back")
+            if not (self.at("on", "over", "overhanging", "hanging") or self.distance_ahead()):
+                expected = ['"on a coaster"', '"within N cm of the table edge"', '"over the edge"']
+                self.fail(expected, ("on", "within", "over"))
+            return self.mug_state()
+        if verb.low == "removed":
+            self.expect(("from",), ['"from its coaster"'])
+        else:
+            self.expect(("off",), ['"off its coaster"'])
+            self.accept("of")
+        self.accept("a", "an", "its", "the")
+        self.expect(("coaster",), ['"coaster"'])
+        return Compare("mug.on_coaster", "==", False)
+
+    def becomes(self) -> Condition:
+        """ "becomes within 2 cm of the edge": the state turns true for the mug."""
+        start = self.expect(("becomes",), ['"becomes"'])
+        return self.mark("becomes", start, self.mug_state())
+
+    def appearance(self) -> Condition:
+        """ "appears", "disappears [from view]", "vanishes": a tracked mug is first / no longer seen."""
+        start = self.expect((*APPEAR_WORDS, *DISAPPEAR_WORDS), ['"appears"', '"disappears"'])
+        if start.low in APPEAR_WORDS:
+            self.in_view()
+            return self.mark("appears", start, TRACKED)
+        if self.at("from") and self.at("view", "sight", "the", ahead=1):
+            self.i += 1
+            self.accept("the")
+            self.expect(PLACES_AFTER_IN, ['"view"'])
+        return self.mark("disappears", start, TRACKED)
+
+    def in_view(self) -> bool:
+        """Consume "in view", "in the picture", "in sight" if it comes next."""
+        article = 1 if self.at("the", ahead=1) else 0
+        if self.at("in") and self.at(*PLACES_AFTER_IN, ahead=1 + article):
+            self.i += 2 + article
+            return True
+        return False
+
+    def mark(self, kind: TemporalKind, start: Token, state: Condition) -> Condition:
+        """Remember the change a predicate named; one per rule, and never joined with other clauses."""
+        phrase = self.text[start.pos : self.tokens[self.i - 1].end]
+        if self.transition is not None:
+            self.fail_at(start, ["the end of the sentence"], message="a rule names one change at most")
+        if self.joined is not None:
+            message = (
+                f"a change ({phrase!r}) is said of a mug on its own; it cannot be joined with {self.joined.text!r}"
+            )
+            self.fail_at(start, ['"a mug is put on a coaster"', '"a mug appears"'], message=message)
+        self.transition = _Transition(kind, start, phrase, state)
+        return state
+
+    def duration_ahead(self, ahead: int = 0) -> bool:
+        """A duration ("for 30 seconds") starts here: "for" that does not name cameras."""
+        return self.at("for", ahead=ahead) and not self.scope_ahead(ahead)
+
+    DURATION_EXAMPLES = ('"for 30 seconds"', '"for more than 2 minutes"', '"for at least 5 frames"')
+
+    def duration(self) -> tuple[float | None, bool, int | None]:
+        """ "for" [bound] NUMBER unit: (seconds, strictly longer, frames); frames are counted inclusively,
+        so "more than 5 frames" is 6."""
+        self.expect(("for",), ['"for"'])
+        if self.at("the") and self.at("last", "past", ahead=1):  # "for the last 5 minutes"
+            self.i += 2
+        bound = self.peek()
+        strict: bool | None = None
+        if self.at("longer") and self.at("than", ahead=1):
+            self.i += 2
+            strict = True
+        elif self.at("no") and self.at("shorter", ahead=1) and self.at("than", ahead=2):
+            self.i += 3
+            strict = False
+        elif (found := self.comparator_span()) is not None:
+            if found[0] in ("<", "<="):
+                self.fail(self.DURATION_EXAMPLES, message=_UPPER_BOUND)
+            self.i += found[1]
+            strict = found[0] == ">"
+        amount_tok = self.peek()
+        if self.is_number():
+            amount = self.number("a duration such as 30 seconds")
+        elif self.at("a", "an") and self.at(*SINGULAR_UNITS, ahead=1):  # "for more than a minute"
+            amount = 1
+            self.i += 1
+        else:
+            bad = self.peek(1) if self.at("a", "an") else self.peek()
+            message = None
+            if bad.kind != "end" and not (bad.kind == "word" and bad.low in HINTS):
+                message = f"unexpected {self.describe(bad)} (a duration is a number and a unit, e.g. 'for 30 seconds')"
+            self.fail_at(bad, self.DURATION_EXAMPLES, NUMBER_WORDS, message=message)
+        self.accept("consecutive")
+        unit = self.expect((*TIME_UNITS, *FRAME_UNITS), ['"seconds"', '"minutes"', '"hours"', '"frames"'])
+        frames = unit.low in FRAME_UNITS
+        if frames and self.at_phrase(("in", "a", "row")):
+            self.i += 3
+        if self.at("or") and self.at("more", "longer", "less", "shorter", "fewer", ahead=1):
+            if self.low(1) in ("less", "shorter", "fewer"):
+                self.fail(self.DURATION_EXAMPLES, message=_UPPER_BOUND)
+            if strict is not None:
+                self.fail(
+                    ["the end of the sentence"], message=f"the bound is given twice ({bound.text!r} and 'or more')"
+                )
+            self.i += 2
+            strict = False
+        if amount <= 0:
+            message = "a duration must be more than 0 (without 'for …' a rule fires from the first frame)"
+            self.fail_at(amount_tok, self.DURATION_EXAMPLES, message=message)
+        if frames:
+            if isinstance(amount, float) and not amount.is_integer():
+                self.fail_at(
+                    amount_tok, ["a whole number of frames"], message=f"{amount_tok.text} is not a whole number"
+                )
+            count = int(amount) + (1 if strict else 0)
+            if count > MAX_FOR_FRAMES:
+                self.fail_at(amount_tok, [f"at most {MAX_FOR_FRAMES} frames"], message=f"{count} frames is too long")
+            return None, False, count
+        seconds = _tidy(amount * TIME_UNITS[unit.low])
+        if seconds > MAX_FOR_S:
+            message = f"{amount_tok.text} {unit.text} is too long (at most {MAX_FOR_S:g} seconds, 7 days)"
+            self.fail_at(amount_tok, ['"for at most 7 days"'], message=message)
+        return float(seconds), bool(strict), None
+
+    def resolution_ahead(self, ahead: int = 0) -> bool:
+        """ "and tell me when it is resolved", "and when it clears", "until resolved" starts here."""
+        if self.at("until", ahead=ahead):
+            return True
+        if not self.at("and", ahead=ahead):
+            return False
+        k = ahead + (2 if self.at("also", ahead=ahead + 1) else 1)
+        if self.at("once", ahead=k):
+            return not self.cooldown_ahead(k)
+        return self.at(*RESOLVE_LEADS, "when", ahead=k) or self.at_phrase(("as", "soon", "as"), k)
+
+    def resolution(self) -> None:
+        """ "and" ["also"] [tell me ["again"]] ("when" | "once" | "if" | "as soon as") "it" resolved | "until" …"""
+        if self.accept("until"):
+            if self.accept("it"):
+                self.resolved()
+            elif self.accept("it's"):
+                self.expect(RESOLVED_WORDS, ['"resolved"', '"cleared"'])
+            else:
+                self.expect(RESOLVED_WORDS[:3], ['"resolved"', '"cleared"', '"it clears"'])
+            return
+        self.expect(("and",), ['"and"'])
+        self.accept("also")
+        if self.at(*RESOLVE_LEADS):
+            lead = self.expect(RESOLVE_LEADS, ['"tell me"'])
+            if lead.low in ("tell", "inform", "let"):
+                self.expect(("me", "us"), ['"me"'])
+                if lead.low == "let":
+                    self.expect(("know",), ['"know"'])
+            else:
+                self.accept("me", "us")
+            self.accept("again", "too", "also")
+        if self.at_phrase(("as", "soon", "as")):
+            self.i += 3
+        else:
+            self.expect(RESOLVE_TRIGGERS, ['"when"', '"once"'])
+        if self.accept("it's"):
+            self.expect(RESOLVED_WORDS, ['"resolved"', '"cleared"'])
+            return
+        self.expect(("it",), ['"it"'])
+        self.resolved()
+
+    def resolved(self) -> None:
+        """After "it": "is resolved", "gets fixed", "has been cleared", "has ended", "clears", "ends"."""
+        if self.accept("is", "gets"):
+            self.expect(RESOLVED_WORDS, ['"resolved"', '"cleared"', '"over"'])
+        elif self.accept("has"):
+            if self.accept("been"):
+                self.expect(RESOLVED_WORDS, ['"resolved"', '"cleared"'])
+            else:
+                self.expect(ENDED_WORDS, ['"ended"', '"cleared"', '"been resolved"'])
+        else:
+            self.expect(ENDING_VERBS, ['"is resolved"', '"clears"', '"ends"'])
 
     MUG_STATES = (
         '"on a coaster"', '"off a coaster"', '"within N cm of the table edge"', '"closer than N cm to another mug"',
@@ -955,7 +1349,10 @@ class _Parser:
             if not self.accept("there's"):
                 self.i += 1
                 none = self.accept("isn't", "aren't") is not None
-                if not none:
+                lasting = None if none else self.lasting_verb()  # "there have been no coasters for 5 minutes"
+                if lasting is not None:
+                    none = lasting[0]
+                elif not none:
                     self.expect(("is", "are"), ['"are"'])
             if not none and self.at("not") and self.at("any", "a", "an", ahead=1):
                 self.i += 1
@@ -977,7 +1374,8 @@ class _Parser:
             self.fail(['"closer than N cm"', '"within N cm of each other"'])
         if plain:
             op = self.or_bound() or op
-        self.accept("is", "are", "appear", "appears")
+        if self.lasting_verb() is None:  # "more than 4 mugs have been on the table for 2 minutes"
+            self.accept("is", "are", "appear", "appears")
         self.place()
         if field == "image.mug_count" and not (self.scope_ahead() or self.cooldown_ahead()) and self.predicate_ahead(0):
             message = "a count is of every mug in view, not of mugs in some state; say 'a mug is ...'"
@@ -1072,7 +1470,10 @@ class _Parser:
         if word.low == "placement":
             self.accept("verdict")
         negate = False
-        if self.accept("isn't"):
+        lasting = self.lasting_verb()  # "the verdict has been violation for 10 minutes"
+        if lasting is not None:
+            negate = lasting[0] != (self.accept("not") is not None)
+        elif self.accept("isn't"):
             negate = True
         else:
             self.expect(("is",), ['"is"'])
@@ -1115,12 +1516,17 @@ class _Parser:
         names = [self.name()]
         while True:
             if self.peek().kind == "comma":
-                if self.scope_ahead(1) or self.cooldown_ahead(1) or (self.lead_pending and self.lead_ahead()):
+                if (
+                    self.scope_ahead(1)
+                    or self.cooldown_ahead(1)
+                    or self.resolution_ahead(1)
+                    or (self.lead_pending and self.lead_ahead())
+                ):
                     break
                 self.i += 1
                 self.accept("and", "or")
             elif self.at("and", "or") and self.peek(1).kind in ("word", "number", "string"):
-                if self.clause_ahead(1) and self.peek(1).kind != "string":
+                if (self.clause_ahead(1) and self.peek(1).kind != "string") or self.resolution_ahead():
                     break
                 self.i += 1
             else:
@@ -1174,6 +1580,12 @@ class _Parser:
             amount = self.number("a duration", integer=True) if self.is_number() else 1
         unit = self.expect(TIME_UNITS, ['"seconds"', '"minutes"', '"hours"'])
         return int(amount) * TIME_UNITS[unit.low]
+
+
+_UPPER_BOUND = (
+    "a rule waits until its condition has held that long, so a duration is a lower bound:"
+    " say 'for more than N seconds' or 'for at least N seconds'"
+)
 
 
 def _colour(name: str) -> Compare:
@@ -1243,11 +1655,12 @@ def compile_sentence(
         "cooldown_s": cooldown_s
         if cooldown_s is not None
         else (parsed.cooldown_s if parsed.cooldown_s is not None else 60),
+        "temporal": temporal_to_obj(parsed.temporal),
     }
     try:
         return rule_from_obj(obj, allowlist=allowlist, now=now)
     except RuleValidationError as exc:
-        if exc.path.startswith("condition") or exc.path.startswith("sources") or exc.path == "cooldown_s":
+        if exc.path.startswith(("condition", "sources", "temporal")) or exc.path == "cooldown_s":
             raise RuleSyntaxError(text, 0, f"the sentence reads, but the rule is not valid: {exc}") from None
         raise
 
@@ -1274,8 +1687,13 @@ _SAY_TARGETS = {
 _SAY_COUNTS = {"image.mug_count": "mug", "image.coaster_count": "coaster", "image.surface_count": "table"}
 _PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _RESERVED = frozenset(
-    ("and", "or", "but", "only", "once", "with", "not", "then", *SCOPE_PREPS, *TRAILING_LEADS, *_CLAUSE_WORDS)
-)
+    (
+        "and", "or", "but", "only", "once", "with", "not", "then", "until", *SCOPE_PREPS, *TRAILING_LEADS,
+        *_CLAUSE_WORDS,
+    )
+)  # fmt: skip
+#: How a sentence asks for the end of each episode (``Temporal.resolve``).
+SAY_RESOLVED = ", and tell me when it is resolved"
 
 
 def canonical_sentence(rule: Rule) -> str | None:
@@ -1285,10 +1703,22 @@ def canonical_sentence(rule: Rule) -> str | None:
     Compiling the result gives the same rule again, so ``rules explain`` shows what was understood.
     """
     lead = _SAY_LEADS.get((rule.severity, rule.action.type))
-    condition = _Say().condition(rule.condition)
+    temporal = rule.temporal
+    if temporal is not None and temporal.kind != "lasts":
+        condition = _say_change(rule.condition, temporal.kind)
+    else:
+        condition = _Say().condition(rule.condition)
     if lead is None or condition is None or rule.action.target is not None:
         return None
     words = [lead, "when", condition]
+    if temporal is not None and temporal.kind == "lasts":
+        if isinstance(rule.condition, AnyOf) and (temporal.for_s is not None or temporal.for_frames is not None):
+            return None  # the grammar refuses a duration after "or" as ambiguous
+        duration = _say_duration(temporal)
+        if duration is None:
+            return None
+        if duration:
+            words.append(duration)
     if rule.sources:
         names = [_say_name(name) for name in rule.sources]
         if any(name is None for name in names):
@@ -1296,7 +1726,8 @@ def canonical_sentence(rule: Rule) -> str | None:
         words.append(("in camera " if len(names) == 1 else "in cameras ") + ", ".join(n for n in names if n))
     if rule.cooldown_s != 60:
         words.append(_say_cooldown(rule.cooldown_s))
-    return " ".join(words)
+    said = " ".join(words)
+    return said + SAY_RESOLVED if temporal is not None and temporal.resolve else said
 
 
 class _Say:
@@ -1359,6 +1790,10 @@ def _flatten_all(node: Condition) -> Iterable[Condition]:
 
 def _pushable(node: Not) -> bool:
     return isinstance(node.child, Compare) and node.child.op in _NEGATED
+
+
+def _is_colour(node: Condition) -> bool:
+    return isinstance(node, Compare) and _said_colour(node) is not None
 
 
 def _said_colour(leaf: Compare) -> str | None:
@@ -1439,3 +1874,58 @@ def _say_cooldown(seconds: int) -> str:
             count = seconds // size
             return f"at most once per {unit}" if count == 1 else f"at most once per {count} {unit}s"
     raise AssertionError("unreachable: every whole number of seconds is a number of seconds")
+
+
+def _say_duration(temporal: Temporal) -> str | None:
+    """ "for more than 30 seconds", "for at least 5 frames", "" (resolution only), or None: unsayable
+    (seconds and frames together, a zero duration, "strict" without seconds, a clause with nothing)."""
+    for_s, frames = temporal.for_s, temporal.for_frames
+    if for_s is not None and frames is not None:
+        return None
+    if frames is not None:
+        shown = _say_number(frames)
+        if temporal.strict or shown is None:
+            return None
+        return f"for at least {shown} frame{'' if frames == 1 else 's'}"
+    if for_s is None:
+        return "" if temporal.resolve and not temporal.strict else None
+    if for_s <= 0:
+        return None
+    bound = "more than" if temporal.strict else "at least"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        count = for_s / size
+        if float(count).is_integer() or size == 1:
+            shown = _say_number(_tidy(count))
+            if shown is None or float(shown) * size != for_s:
+                return None
+            return f"for {bound} {shown} {unit}{'' if shown == '1' else 's'}"
+    raise AssertionError("unreachable: the last unit is the second")
+
+
+def _say_change(condition: Condition, kind: TemporalKind) -> str | None:
+    """A transition said back: "a red mug is put on a coaster", "a mug becomes over the table edge",
+    "a mug that is not on a coaster appears"; None when the condition is more than the grammar's filter."""
+    leaves = [leaf for leaf in _flatten_all(condition) if isinstance(leaf, Compare)]
+    if len(leaves) != len(list(_flatten_all(condition))):
+        return None
+    colour = _said_colour(leaves[0]) if leaves and (len(leaves) > 1 or kind != "becomes") else None
+    rest = leaves[1:] if colour else leaves
+    subject = f"a {colour} mug" if colour else "a mug"
+    if kind in ("appears", "disappears"):
+        if leaves == [TRACKED]:
+            return f"a mug {kind}"
+        if not rest:
+            return f"{subject} {kind}"
+        if len(rest) > 1:
+            return None
+        state = _say_state(rest[0])
+        return None if state is None else f"{subject} that {state} {kind}"
+    if len(rest) != 1 or not rest[0].field.startswith("mug."):
+        return None
+    leaf = rest[0]
+    if leaf.field == "mug.on_coaster" and leaf.op == "==" and isinstance(leaf.value, bool):
+        return f"{subject} is put on a coaster" if leaf.value else f"{subject} is taken off its coaster"
+    state = _say_state(leaf)
+    if state is None or not state.startswith("is ") or state.startswith("is not "):
+        return None
+    return f"{subject} becomes {state.removeprefix('is ')}"

@@ -512,7 +512,7 @@ NONSENSE: list[tuple[str, str]] = [
     ("alert when there is a mug on the table", "table"),
     ("alert when the table is empty", "table"),
     ("alert when a mug is closer than 2 cm to the wall", "wall"),
-    ("alert when a mug is within 5 cm of the edge for 5 minutes", "for"),
+    ("alert when a mug is within 5 cm of the edge for a while", "while"),  # "for 5 minutes" is a duration now
     ("alert when a mug's colour is purple-ish", "purple-ish"),
     # numbers and units it cannot read
     ("alert when a mug is within 5 parsecs of the edge", "parsecs"),
