@@ -417,6 +417,7 @@ class GuardedScaler:
             after=failed,
             reraise=True,
         )
+
         async def call() -> Any:  # tenacity awaits coroutine functions only, not lambdas returning a coroutine
             return await fn()
 

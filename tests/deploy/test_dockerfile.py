@@ -134,10 +134,7 @@ def test_runtime_images_carry_the_weights(dockerfile: tuple[dict[str, str], dict
     _, stages = dockerfile
     copies = stages[target].all("COPY")
     assert any(c.startswith("--from=weights ") and c.endswith(" /app/models/weights/yolo26n.pt") for c in copies)
-    assert (
-        "models/weights/mugpos-coaster-head.pt models/weights/mugpos-coaster-head.md /app/models/weights/"
-        in copies
-    )
+    assert "models/weights/mugpos-coaster-head.pt models/weights/mugpos-coaster-head.md /app/models/weights/" in copies
     env = " ".join(stages[target].all("ENV"))
     assert "MUGPOS_MODEL=/app/models/weights/yolo26n.pt" in env
     assert "MUGPOS_HEAD=/app/models/weights/mugpos-coaster-head.pt" in env
