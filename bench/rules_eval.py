@@ -67,9 +67,10 @@ def make_rules(count: int, scope: str, rng: random.Random, stateful: float = 0.0
     """``count`` rules, ``stateful`` of them over time, each group cycling through its templates."""
     rules: list[Rule] = []
     for templates, wanted in ((STATEFUL_TEMPLATES, round(count * stateful)), (TEMPLATES, count)):
+        share = (wanted - len(rules)) / sum(amount for amount, _, _ in templates)  # every template, in proportion
         while len(rules) < wanted:
             for amount, template, param in templates:
-                for i in range(amount):
+                for i in range(max(1, round(amount * share))):
                     if len(rules) >= wanted:
                         break
                     text = template.format(n=param(i), c=COLOURS[i % len(COLOURS)])

@@ -24,15 +24,16 @@ witness mug and evidence are worked out only if someone asks (an action that sur
 
 from __future__ import annotations
 
+import hashlib
 import operator
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mugpos.rules.fields import FieldSpec, FieldType, lookup_field
-from mugpos.rules.model import AllOf, AnyOf, Compare, Condition, Not, Rule
+from mugpos.rules.model import AllOf, AnyOf, Compare, Condition, Not, Rule, describe
 
 Record = Mapping[str, Any]
 Test = Callable[[Record, Any], bool | None]
@@ -729,6 +730,39 @@ class _Plan:
         return Evaluation(tuple(matches), tuple(skips))
 
 
+def condition_key(node: Condition) -> str:
+    """Short stable name of a condition (the same on every worker and release), for state keys."""
+    return hashlib.sha256(describe(node).encode()).hexdigest()[:12]
+
+
+class StatefulIndex:
+    """The stateful rules in scope of one source, indexed for ``rules.episodes``: by rule id (with
+    their order, so transitions come out in a stable order), and the ones judged on every frame."""
+
+    __slots__ = ("appears", "becomes", "by_id", "disappears", "rules")
+
+    def __init__(self, rules: Iterable[CompiledRule]) -> None:
+        self.rules = tuple(rules)
+        self.by_id = {c.rule.rule_id: (i, c) for i, c in enumerate(self.rules)}
+        kinds: dict[str, list[CompiledRule]] = defaultdict(list)
+        for c in self.rules:
+            kinds[c.rule.temporal.kind if c.rule.temporal else ""].append(c)
+        self.appears = tuple(kinds["appears"])
+        self.disappears = tuple(kinds["disappears"])
+        # "becomes" rules grouped by condition: each tracked mug's value of a condition is judged once
+        # per frame and remembered per (source, track, condition); rules fire on its false -> true change
+        groups: dict[str, list[CompiledRule]] = defaultdict(list)
+        for c in kinds["becomes"]:
+            groups[condition_key(c.rule.condition)].append(c)
+        self.becomes = tuple((key, tuple(rules)) for key, rules in groups.items())
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def __iter__(self) -> Iterator[CompiledRule]:
+        return iter(self.rules)
+
+
 class RuleSet:
     """An immutable, compiled set of rules. Rebuild it when rules change (cheap: milliseconds)."""
 
@@ -741,25 +775,27 @@ class RuleSet:
         compiled = [CompiledRule(r) for r in chosen]
         unscoped = [c for c in compiled if not c.rule.sources]
         sources = {s for c in compiled for s in c.rule.sources}
-        self._default = _Plan(unscoped)
+        # transitions are judged per tracked mug by rules.episodes, never by the index
+        indexed = [c for c in unscoped if c.rule.temporal is None or c.rule.temporal.kind == "lasts"]
+        self._default = _Plan(indexed)
+        scoped = {source: [c for c in compiled if not c.rule.sources or source in c.rule.sources] for source in sources}
         self._plans = {
-            source: _Plan([c for c in compiled if not c.rule.sources or source in c.rule.sources]) for source in sources
+            source: _Plan([c for c in rules if c.rule.temporal is None or c.rule.temporal.kind == "lasts"])
+            for source, rules in scoped.items()
         }
         # stateful rules share the index (a match says "true for some mug": worth judging per track)
-        self._stateful_default = tuple(c for c in unscoped if c.rule.temporal is not None)
+        self._stateful_default = StatefulIndex(c for c in unscoped if c.rule.temporal is not None)
         self._stateful = {
-            source: tuple(c for c in plan.rules if c.rule.temporal is not None) for source, plan in self._plans.items()
+            source: StatefulIndex(c for c in rules if c.rule.temporal is not None) for source, rules in scoped.items()
         }
         #: Whether some rule needs the registry of tracks seen (mugs appearing or disappearing).
-        self.watches_tracks = any(
-            c.rule.temporal is not None and c.rule.temporal.kind in ("appears", "disappears") for c in compiled
-        )
+        self.watches_tracks = any(c.rule.temporal is not None and c.rule.temporal.kind != "lasts" for c in compiled)
         self.has_stateful = any(c.rule.temporal is not None for c in compiled)
 
     def __len__(self) -> int:
         return len(self.rules)
 
-    def stateful_for(self, source: str) -> tuple[CompiledRule, ...]:
+    def stateful_for(self, source: str) -> StatefulIndex:
         """The stateful rules in scope of ``source`` (judged by ``rules.episodes``, not per image)."""
         return self._stateful.get(source, self._stateful_default)
 

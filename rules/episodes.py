@@ -9,6 +9,11 @@ quiet (:meth:`EpisodeTracker.expire`). An unknown value (null: the model cannot 
 extends nor breaks an episode. Conditions on ``mug.*`` fields are judged per tracked mug (an
 untracked mug is not judged), image conditions once per frame.
 
+Transitions are kept in the camera's registry of tracks: a "becomes" rule fires when the value of
+its condition for a tracked mug goes from a known false to true, and that value is remembered per
+(source, track, condition), shared by every rule with the same condition, so a transition rule costs
+one test per mug and frame whatever the number of such rules.
+
 The state of one camera is a :class:`SourceState`, plain JSON underneath, so the stream layer can
 keep it in a changelogged table keyed by source; every id derived here is a function of the
 frames, so replaying them after a crash yields the same episodes and the same action ids.
@@ -18,12 +23,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from mugpos.rules.actions import event_millis
-from mugpos.rules.engine import CompiledRule, Evaluation, Record, RuleSet, format_value
+from mugpos.rules.engine import CompiledRule, Evaluation, Record, RuleSet, StatefulIndex, format_value
 from mugpos.rules.model import Rule
 
 Phase = Literal["start", "end"]
@@ -66,7 +71,7 @@ class SourceState:
         self.last_id: str | None = None
         self.rules: dict[str, dict[str, dict[str, Any]]] = {}  # rule id -> episode key -> entry
         self.cool: dict[str, int] = {}  # rule id -> capture ms of its last admitted start
-        self.tracks: dict[str, list[Any]] = {}  # track -> [first seen ms, last seen ms, last mug record]
+        self.tracks: dict[str, list[Any]] = {}  # track -> [first seen, last seen, last mug, {condition: value}]
         self.outbox: dict[str, list[dict[str, Any]]] = {}  # image id -> its stateful actions (JSON form)
 
     def is_replay(self, image_id: str, captured_ms: int) -> bool:
@@ -128,54 +133,54 @@ class EpisodeTracker:
         self.lost_ms = int(lost_s * 1000)
 
     def step(self, ruleset: RuleSet, ev: Record, evaluation: Evaluation, state: SourceState) -> list[Transition]:
-        """Take in one frame (in capture order, not late, not a replay); returns what happened."""
+        """Take in one frame (in capture order, not late, not a replay); returns what happened.
+
+        Only rules with something to do are visited: ``lasts`` rules the index matched on this frame
+        or with pending or open episodes here; transitions are driven by what changed per tracked mug.
+        """
         source = str(ev.get("source", ""))
-        stateful = ruleset.stateful_for(source)
-        if not stateful:
+        index = ruleset.stateful_for(source)
+        if not index:
             return []
+        candidates = {m.rule.rule_id for m in evaluation.matches if m.rule.temporal is not None}
+        matched = frozenset(candidates)
+        candidates.update(state.rules)
+        out: list[Transition] = []
         t = _millis(ev)
         image_id = str(ev.get("image_id"))
-        matched = {m.rule.rule_id for m in evaluation.matches if m.rule.temporal is not None}
-        skipped = {s.rule.rule_id for s in evaluation.skips}
-        by_track: dict[str, Any] | None = None
-        out: list[Transition] = []
-        new_tracks: set[str] = set()
+        by_track = _tracked(ev) if candidates or ruleset.watches_tracks else {}
         if ruleset.watches_tracks:
-            by_track = _tracked(ev)
-            new_tracks = self._see_tracks(state, by_track, t)
-        for compiled in stateful:
-            rule = compiled.rule
-            rid = rule.rule_id
+            out += self._tracks(index, ev, state, source, by_track, t, image_id)
+        if not candidates:
+            return out
+        skipped = {s.rule.rule_id for s in evaluation.skips} if evaluation.skips else ()
+        judged: dict[Any, dict[str, tuple[bool | None, Any]]] = {}  # condition -> values: rules share them
+        by_id = index.by_id
+        for rid in sorted(candidates, key=lambda r: by_id[r][0] if r in by_id else -1):
+            found = by_id.get(rid)
+            if found is None or found[1].rule.temporal.kind != "lasts":  # type: ignore[union-attr]
+                state.rules.pop(rid, None)  # a rule removed (or changed kind): its episodes are gone
+                continue
             if rid in skipped:
                 continue
-            temporal = rule.temporal
-            assert temporal is not None
-            kind = temporal.kind
+            compiled = found[1]
             entries = state.rules.get(rid)
-            if kind == "appears":
-                for key in new_tracks:
-                    mug = by_track[key] if by_track is not None else None
-                    if compiled.test(ev, mug) is True:
-                        out += self._moment(compiled, ev, state, source, key, mug, t, image_id)
-                continue
-            if kind == "disappears":
-                continue  # handled with the track registry below
-            if kind == "lasts" and rid not in matched and not entries:
-                continue  # nothing true, nothing pending: the common case, decided by the index
-            if by_track is None:
-                by_track = _tracked(ev)
-            # "becomes" must also see the condition false (that arms it): every tracked mug is judged
-            values = self._values(compiled, ev, by_track, rid in matched or kind == "becomes", entries)
+            if rid in matched:
+                condition = compiled.rule.condition
+                values = judged.get(condition)
+                if values is None:
+                    values = judged[condition] = self._values(compiled, ev, by_track)
+            else:
+                assert entries is not None
+                absent = compiled.uses_mugs and not any(k in by_track for k in entries)
+                if absent and t - min(e[SEEN] for e in entries.values()) <= self.lost_ms:
+                    continue  # only mugs not in this frame, none unseen for long: nothing to do yet
+                values = self._values(compiled, ev, by_track, entries)
             if entries is None:
                 entries = state.rules.setdefault(rid, {})
-            if kind == "lasts":
-                out += self._lasts(compiled, ev, state, source, entries, values, t, image_id)
-            else:
-                out += self._becomes(compiled, ev, state, source, entries, values, t, image_id)
+            out += self._lasts(compiled, ev, state, source, entries, values, t, image_id)
             if not entries:
                 state.rules.pop(rid, None)
-        if ruleset.watches_tracks:
-            out += self._gone_tracks(ruleset, stateful, ev, state, source, t)
         return out
 
     def expire(self, state: SourceState, ruleset: RuleSet, source: str, at_ms: int) -> list[Transition]:
@@ -210,14 +215,13 @@ class EpisodeTracker:
         compiled: CompiledRule,
         ev: Record,
         by_track: Mapping[str, Any],
-        matched: bool,
-        entries: Mapping[str, Any] | None,
+        only: Mapping[str, Any] | None = None,
     ) -> dict[str, tuple[bool | None, Any]]:
-        """key -> (Kleene value, mug) for the keys worth judging on this frame."""
+        """key -> (Kleene value, mug): for every tracked mug, or only the keys of ``only`` (pending ones)."""
         test = compiled.test
         if not compiled.uses_mugs:
-            return {"": (True if matched else test(ev, None), None)}
-        keys: Iterator[str] = iter(by_track) if matched else iter(k for k in (entries or {}) if k in by_track)
+            return {"": (test(ev, None), None)}
+        keys: Iterable[str] = by_track if only is None else [k for k in only if k in by_track]
         return {key: (test(ev, by_track[key]), by_track[key]) for key in keys}
 
     def _lasts(
@@ -268,31 +272,6 @@ class EpisodeTracker:
         self._lost(compiled, source, entries, values, t, out)
         return out
 
-    def _becomes(
-        self,
-        compiled: CompiledRule,
-        ev: Record,
-        state: SourceState,
-        source: str,
-        entries: dict[str, dict[str, Any]],
-        values: Mapping[str, tuple[bool | None, Any]],
-        t: int,
-        image_id: str,
-    ) -> list[Transition]:
-        """Entries are *armed* keys: seen with the condition known false, so true next is a change."""
-        out: list[Transition] = []
-        for key, (value, mug) in values.items():
-            if value is True:
-                if key in entries:
-                    del entries[key]
-                    out += self._moment(compiled, ev, state, source, key, mug, t, image_id)
-            elif value is False:
-                entries[key] = {SEEN: t}
-            elif key in entries:
-                entries[key][SEEN] = t
-        self._lost(compiled, source, entries, values, t, out)
-        return out
-
     def _lost(
         self,
         compiled: CompiledRule,
@@ -303,39 +282,53 @@ class EpisodeTracker:
         out: list[Transition],
     ) -> None:
         """Drop keys unseen for ``lost_s`` (a mug that left); an open episode of one ends."""
-        for key in [k for k, e in entries.items() if k not in values and t - e[SEEN] > self.lost_ms]:
+        if len(entries) <= len(values) and all(k in values for k in entries):
+            return
+        for key in [k for k in entries.keys() - values.keys() if t - entries[k][SEEN] > self.lost_ms]:
             entry = entries.pop(key)
             if entry.get(OPEN) == STARTED:
                 out.append(self._end(compiled, source, key, entry, t, "lost"))
 
-    def _see_tracks(self, state: SourceState, by_track: Mapping[str, Any], t: int) -> set[str]:
-        new = set()
-        for key, mug in by_track.items():
-            seen = state.tracks.get(key)
-            if seen is None:
-                state.tracks[key] = [t, t, mug]
-                new.add(key)
-            else:
-                seen[1], seen[2] = t, mug
-        return new
-
-    def _gone_tracks(
+    def _tracks(
         self,
-        ruleset: RuleSet,
-        stateful: tuple[CompiledRule, ...],
+        index: StatefulIndex,
         ev: Record,
         state: SourceState,
         source: str,
+        by_track: Mapping[str, Any],
         t: int,
+        image_id: str,
     ) -> list[Transition]:
+        """Transitions, driven by the registry of this camera's tracks: [first seen, last seen, last mug,
+        {condition: last known value}]. A mug appears when first seen, disappears when unseen for
+        ``lost_s``, and a "becomes" condition fires on a known false -> true change of its value."""
         out: list[Transition] = []
-        gone = [k for k, (_, seen, _m) in state.tracks.items() if t - seen > self.lost_ms]
+        tracks = state.tracks
+        for key, mug in by_track.items():
+            entry = tracks.get(key)
+            if entry is None:
+                entry = tracks[key] = [t, t, mug, {}]
+                for compiled in index.appears:
+                    if compiled.test(ev, mug) is True:
+                        out += self._moment(compiled, ev, state, source, key, mug, t, image_id)
+            else:
+                entry[1], entry[2] = t, mug
+            marks = entry[3]
+            for ckey, group in index.becomes:
+                value = group[0].test(ev, mug)
+                if value is None:
+                    continue  # unknown: the last known value stands
+                if value is True and marks.get(ckey) is False:
+                    for compiled in group:
+                        out += self._moment(compiled, ev, state, source, key, mug, t, image_id)
+                if marks.get(ckey) is not value:
+                    marks[ckey] = value
+        gone = [k for k, entry in tracks.items() if t - entry[1] > self.lost_ms]
         for key in gone:
-            _first, _seen, mug = state.tracks.pop(key)
-            for compiled in stateful:
-                temporal = compiled.rule.temporal
-                if temporal is not None and temporal.kind == "disappears" and compiled.test(ev, mug) is True:
-                    out += self._moment(compiled, ev, state, source, key, mug, t, f"gone@{_seen}")
+            _first, seen, mug, _marks = tracks.pop(key)
+            for compiled in index.disappears:
+                if compiled.test(ev, mug) is True:
+                    out += self._moment(compiled, ev, state, source, key, mug, t, f"gone@{seen}")
         return out
 
     # -- actions ---------------------------------------------------------------------------------

@@ -485,7 +485,7 @@ async def read_back(settings: Settings) -> tuple[dict[str, Counter[str]], list[d
     for topic in ("detections", "positions"):
         copies[topic] = Counter()
         async for item in consume_events(settings, topic, from_beginning=True, timeout_s=3):
-            copies[topic][(item.key or b"").decode()] += 1
+            copies[topic][str((item.event or {}).get("image_id"))] += 1  # keyed by camera: the id is inside
     letters = []
     async for item in consume_events(settings, "dlq", from_beginning=True, timeout_s=3):
         letters.append(item.event or {"stage": "?", "reason": f"undecodable dead letter: {item.error}"})

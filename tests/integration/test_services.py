@@ -12,7 +12,7 @@ from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from mugpos.core.settings import Settings
-from mugpos.core.topics import ensure_topics, topic_specs
+from mugpos.core.topics import ensure_topics, state_topic_specs, topic_specs
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -63,16 +63,20 @@ async def test_broker_round_trip_with_a_consumer_group(settings: Settings) -> No
 
 async def test_ensure_topics_creates_each_topic_once_with_its_partitions(settings: Settings) -> None:
     created = await ensure_topics(settings)
-    assert sorted(created) == sorted(s.name for s in topic_specs(settings))
+    changelogs = [s.name for s in state_topic_specs(settings)]
+    assert sorted(created) == sorted([s.name for s in topic_specs(settings)] + changelogs)
+    assert f"{settings.app_id}-analyze-episodes-changelog" in changelogs
     assert await ensure_topics(settings) == []  # idempotent
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
     await admin.start()
     try:
-        described = await admin.describe_topics([settings.topic("images"), settings.topic("rules")])
+        described = await admin.describe_topics([settings.topic("images"), settings.topic("rules"), changelogs[0]])
     finally:
         await admin.close()
     counts = {d["topic"]: len(d["partitions"]) for d in described}
-    assert counts == {settings.topic("images"): settings.images_partitions, settings.topic("rules"): 1}
+    # a table's changelog has the partitions of the topic its table is keyed like
+    expected = {settings.topic("images"): settings.images_partitions, settings.topic("rules"): 1}
+    assert counts == expected | {changelogs[0]: settings.partitions}
 
 
 async def test_redis_set_get_with_ttl(settings: Settings) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from mugpos.agents.position import handle_batch as position_batch
-from mugpos.core.codec import codec
+from mugpos.core.codec import CodecError, codec
 from mugpos.core.errors import InfrastructureError
 from mugpos.core.settings import Settings
 from mugpos.streams.app import MugposApp, create_app
@@ -32,12 +32,15 @@ class FlakyTopic:
 
     def __init__(self, failures: int) -> None:
         self.failures = failures
-        self.attempts: list[bytes] = []  # image ids of the positions sent (positions are keyed by camera)
+        self.attempts: list[bytes] = []  # image ids of the positions sent, keys of the dead letters
         self.delivered: list[bytes] = []
 
     async def send(self, *, key: bytes | None = None, value: bytes) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        image_id = str(codec.decode(value, "PositionEvent")["image_id"]).encode()
+        try:  # a position names its image inside (positions are keyed by camera); a dead letter by its key
+            image_id = str(codec.decode(value, "PositionEvent")["image_id"]).encode()
+        except CodecError:
+            image_id = key or b""
         self.attempts.append(image_id)
         if self.failures > 0:
             self.failures -= 1
