@@ -19,6 +19,7 @@ from mugpos.agents.position import handle_batch as position_batch
 from mugpos.core.codec import CodecError, codec
 from mugpos.core.errors import InfrastructureError
 from mugpos.core.settings import Settings
+from mugpos.streams import holding
 from mugpos.streams.app import MugposApp, create_app
 from mugpos.streams.holding import hold
 from mugpos.streams.metrics import HELD_BATCHES, HOLD_RETRIES
@@ -66,6 +67,16 @@ class RecordingStream:
 def message_event(offset: int, value: bytes, topic: str = "mugpos.detections") -> Any:
     message = SimpleNamespace(topic=topic, partition=0, offset=offset, key=f"k{offset}".encode(), value=value)
     return SimpleNamespace(message=message, value=value, key=message.key)
+
+
+@pytest.fixture(autouse=True)
+def no_real_give_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real give-up is ``os._exit``: a test that holds by mistake must fail, not end the test run."""
+
+    def fail(stage: str, count: int, seconds: float, exc: BaseException) -> None:
+        raise AssertionError(f"{stage}: gave up holding {count} event(s) after {seconds:.1f} s: {exc!r}")
+
+    monkeypatch.setattr(holding, "give_up", fail)
 
 
 @pytest.fixture
