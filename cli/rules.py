@@ -282,9 +282,8 @@ def register(cli: typer.Typer) -> None:
         for result in results:
             sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
         fired = sum(1 for r in results if r["fires"])
-        err.print(
-            f"rule {rule.rule_id} fires on {fired} of {len(events)} event(s) (cooldown not applied)", highlight=False
-        )
+        how = "episodes stepped in the order given" if rule.temporal is not None else "cooldown not applied"
+        err.print(f"rule {rule.rule_id} fires on {fired} of {len(events)} event(s) ({how})", highlight=False)
 
 
 def _load_events(text: str, path: Path) -> list[Any]:

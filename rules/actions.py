@@ -40,6 +40,13 @@ def event_millis(value: Any) -> int:
         return int(value.timestamp() * 1000)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return int(value)
+    if isinstance(value, str):  # JSON events (``rules test``) carry ISO-8601 times
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return int((parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp() * 1000)
     return int(time.time() * 1000)
 
 

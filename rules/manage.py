@@ -114,20 +114,34 @@ def check_events(events: list[Any]) -> list[dict[str, Any]]:
     return events
 
 
-def try_rule(rule: Rule, events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Evaluate ``rule`` (even when disabled, cooldown not applied) on each event: fires, evidence, skips."""
+def try_rule(rule: Rule, events: Iterable[Mapping[str, Any]], lost_s: float = 30.0) -> list[dict[str, Any]]:
+    """Evaluate ``rule`` (even when disabled) on each event: fires, evidence, skips.
+
+    A rule about single images is judged per event, its cooldown not applied. A stateful rule is
+    stepped over the events in the order given, one fresh episode state per source (as the rules
+    agent does, cooldown included): ``fires`` says an episode or transition started on that event
+    and ``episodes`` lists the starts and ends it produced."""
     from mugpos.rules.actions import message_for
+    from mugpos.rules.episodes import EpisodeTracker, SourceState
 
     ruleset = RuleSet([rule], include_disabled=True)
+    tracker = EpisodeTracker(lost_s)
+    states: dict[str, SourceState] = {}
     results: list[dict[str, Any]] = []
     for index, record in enumerate(events):
         evaluation = ruleset.evaluate(record)
-        result: dict[str, Any] = {
-            "event": index,
-            "image_id": record.get("image_id"),
-            "rule_id": rule.rule_id,
-            "fires": bool(evaluation.matches),
-        }
+        result: dict[str, Any] = {"event": index, "image_id": record.get("image_id"), "rule_id": rule.rule_id}
+        if rule.temporal is not None:
+            state = states.setdefault(str(record.get("source", "")), SourceState())
+            transitions = tracker.step(ruleset, record, evaluation, state)
+            result["fires"] = any(t.phase == "start" for t in transitions)
+            result["episodes"] = [
+                {"phase": t.phase, "episode_id": t.episode_id, "track_id": t.track_id, "evidence": t.evidence}
+                for t in transitions
+            ]
+            results.append(result)
+            continue
+        result["fires"] = bool(evaluation.matches)
         if evaluation.matches:
             match = evaluation.matches[0]
             result.update(mug_index=match.mug_index, evidence=match.evidence, message=message_for(match, record))

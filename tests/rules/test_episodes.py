@@ -181,3 +181,16 @@ def test_per_image_rules_are_untouched_by_state() -> None:
     actions = run(processor, camera_a()[:3], {})
     assert [(a["rule_id"], a.get("phase", "start")) for a in actions] == [("plain", "start")] * 3
     assert asyncio.run(processor.actions_for(camera_a()[0])) and not SourceState().active
+
+
+def test_rules_test_steps_a_stateful_rule_over_json_events_in_order() -> None:
+    from mugpos.rules.language import compile_sentence
+    from mugpos.rules.manage import try_rule
+
+    sentence = "alert when a mug has been off its coaster for more than 30 seconds"
+    events = [  # as `mugpos rules test` reads them: JSON, ISO-8601 times
+        {**ev, "captured_at": f"2026-06-01T10:00:{(ev['captured_at'] - T0) // 1000:02d}Z"} for ev in camera_a()[:10]
+    ]
+    results = try_rule(compile_sentence(sentence), events)
+    assert [r["event"] for r in results if r["fires"]] == [7]  # 35 s after the first frame
+    assert [e["phase"] for r in results for e in r["episodes"]] == ["start", "end"]  # back on at 45 s
