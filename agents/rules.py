@@ -198,7 +198,7 @@ class Episodes:
                 continue
             source = key.decode()
             state = self.state(source)
-            if not processor.episodes.started(state):
+            if not state.started:
                 del self.seen[key]
                 continue
             actions = processor.expire(state, source)

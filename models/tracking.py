@@ -37,8 +37,6 @@ MATCH_IOU = 0.1
 RECENT_FRAMES = 64
 FORMAT = 1
 
-_ALLOWED_MODULES = ("trackers.", "numpy.", "numpy")
-
 
 class _TrackerUnpickler(pickle.Unpickler):
     """Load only tracker and numpy classes: the state comes from a topic, not from code we trust."""
@@ -46,7 +44,7 @@ class _TrackerUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if module == "builtins" and name in ("dict", "list", "tuple", "set", "frozenset", "float", "int"):
             return super().find_class(module, name)
-        if module.startswith(_ALLOWED_MODULES) or module in ("collections", "copyreg"):
+        if module == "numpy" or module.startswith(("trackers.", "numpy.")) or module in ("collections", "copyreg"):
             if module == "collections" and name != "OrderedDict":
                 raise pickle.UnpicklingError(f"tracker state may not name {module}.{name}")
             return super().find_class(module, name)

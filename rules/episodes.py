@@ -74,7 +74,7 @@ class SourceState:
         self.tracks: dict[str, list[Any]] = {}  # track -> [first seen, last seen, last mug, {condition: value}]
         self.outbox: dict[str, list[dict[str, Any]]] = {}  # image id -> its stateful actions (JSON form)
 
-    def is_replay(self, image_id: str, captured_ms: int) -> bool:
+    def is_replay(self, image_id: str) -> bool:
         """True for a frame this state has already taken in (redelivered after a crash)."""
         return image_id in self.outbox or image_id == self.last_id
 
@@ -84,8 +84,13 @@ class SourceState:
 
     @property
     def active(self) -> bool:
-        """Whether any episode is open or pending (what the idle sweep looks for)."""
+        """Whether any episode is open or pending."""
         return any(self.rules.values())
+
+    @property
+    def started(self) -> bool:
+        """Whether some episode has started and not ended (what the idle sweep ends)."""
+        return any(e.get(OPEN) == STARTED for entries in self.rules.values() for e in entries.values())
 
     def dumps(self) -> bytes:
         body: dict[str, Any] = {"v": FORMAT, "ms": self.last_ms, "id": self.last_id, "r": self.rules}
@@ -202,11 +207,6 @@ class EpisodeTracker:
             if not entries:
                 del state.rules[rid]
         return out
-
-    @staticmethod
-    def started(state: SourceState) -> bool:
-        """Whether some episode of this camera has started and not ended (what the idle sweep ends)."""
-        return any(e.get(OPEN) == STARTED for entries in state.rules.values() for e in entries.values())
 
     # -- kinds ---------------------------------------------------------------------------------
 

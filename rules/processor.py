@@ -89,7 +89,7 @@ class RuleProcessor:
         the first time (same ids); a late one (older than the newest taken in) moves nothing."""
         image_id = str(event["image_id"])
         at_ms = event_millis(event.get("captured_at"))
-        if state.is_replay(image_id, at_ms):
+        if state.is_replay(image_id):
             return [action_from_json(a) for a in state.outbox.get(image_id, [])]
         if event.get("late") or state.is_late(at_ms):
             LATE_FRAMES.labels("rules").inc()
