@@ -5,6 +5,8 @@ of stopping the agent), call the pure ``models.positioning``, encode, produce. I
 camera's frames get back into capture order (``streams.ordering``, within ``MUGPOS_LATENESS_S``) and
 where mugs get their track ids (``models.tracking``); each camera's tracker lives in the
 changelogged ``tracks`` table keyed by source, so a restarted or rebalanced worker keeps the ids.
+Each camera's configuration (scale, table outline, zones) comes from the compacted cameras topic,
+tailed by a background task (``storage.cameras``); frames wait for it to be read once at start.
 As in the detection agent, an event is acknowledged only once its output is delivered (frames
 waiting to be ordered stay unacknowledged: a crash redelivers them), outputs the broker did not
 take are held and sent again, and the positions topic is keyed by source with the image id inside.
@@ -29,6 +31,7 @@ from mugpos.models.positioning import DEFAULT_CONFIG, PositioningConfig, Positio
 from mugpos.models.tracking import CameraTracker, TrackerStateError, load_tracker
 from mugpos.rules.actions import event_millis
 from mugpos.rules.metrics import LATE_FRAMES
+from mugpos.storage.cameras import CameraFeed, CameraRegistry
 from mugpos.streams.app import MugposApp
 from mugpos.streams.deadletter import send_dead_letter
 from mugpos.streams.holding import delivered, hold, sent
@@ -45,10 +48,13 @@ FLUSH_INTERVAL_S = 0.5
 class PositionStage:
     """The agent's state: frames waiting for order, and a cache of each camera's tracker."""
 
-    def __init__(self, app: MugposApp, tracks: Any, config: PositioningConfig) -> None:
+    def __init__(
+        self, app: MugposApp, tracks: Any, config: PositioningConfig, cameras: CameraRegistry | None = None
+    ) -> None:
         self.app = app
         self.tracks = tracks
         self.config = config
+        self.cameras = cameras if cameras is not None else CameraRegistry()
         settings = app.settings
         self.tracking = settings.tracking
         self.lost_s = settings.track_lost_s
@@ -141,11 +147,24 @@ def register(app: MugposApp, config: PositioningConfig = DEFAULT_CONFIG) -> None
         use_partitioner=True,  # written from the batch loop and the timer alike, by source key
         help="ByteTrack state per camera (key: source).",
     )
-    stage = PositionStage(app, tracks, config)
+    cameras = CameraRegistry()
+    stage = PositionStage(app, tracks, config, cameras)
     app.mugpos_position_stage = stage  # type: ignore[attr-defined]
+    app.mugpos_cameras = cameras  # type: ignore[attr-defined]
+
+    @app.task
+    async def cameras_feed() -> None:
+        await CameraFeed(settings, cameras).run()
 
     @app.agent(app.mugpos_topics.detections, name="mugpos.position")
     async def position(stream: StreamT[bytes]) -> None:
+        try:
+            await asyncio.wait_for(cameras.ready.wait(), settings.cameras_ready_timeout_s)
+        except TimeoutError:
+            log.warning(
+                "cameras topic not read within %.0f s; positioning with the configurations read so far",
+                settings.cameras_ready_timeout_s,
+            )
         batches = stream.noack_take(settings.batch_max, within=settings.batch_wait_ms / 1000)  # type: ignore[attr-defined]
         async for events in batches:
             await stage.take(events, stream)
@@ -174,7 +193,8 @@ async def position_round(
         try:
             detection = (decoded or {}).get(id(event)) or codec.decode(event.value, "DetectionEvent")
             image_id = str(detection["image_id"])
-            record = position_event(detection, processed_at=datetime.now(UTC), config=config)
+            camera = stage.cameras.get(str(detection["source"])) if stage is not None else None
+            record = position_event(detection, processed_at=datetime.now(UTC), config=config, camera=camera)
             if stage is not None and stage.tracking:
                 stage.track(record)
             value = codec.encode("PositionEvent", record)

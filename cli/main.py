@@ -131,7 +131,9 @@ def produce(
 
 @cli.command()
 def tail(
-    topic: Annotated[str, typer.Argument(help="images, detections, positions, actions, rules, control or dlq.")],
+    topic: Annotated[
+        str, typer.Argument(help="images, detections, positions, actions, rules, control, dlq or cameras.")
+    ],
     count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Stop after N events.")] = None,
     from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the oldest event.")] = False,
     timeout: Annotated[float | None, typer.Option(min=0.1, help="Stop after S seconds without events.")] = None,
@@ -261,7 +263,7 @@ def show_settings() -> None:
 
 
 #: Modules that add command groups to the CLI; each has ``register(cli: typer.Typer) -> None``.
-EXTENSIONS: tuple[str, ...] = ("mugpos.cli.ml", "mugpos.cli.rules", "mugpos.cli.dlq")
+EXTENSIONS: tuple[str, ...] = ("mugpos.cli.ml", "mugpos.cli.rules", "mugpos.cli.dlq", "mugpos.cli.cameras")
 
 
 def _load_extensions() -> None:

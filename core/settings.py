@@ -166,6 +166,13 @@ class Settings(BaseSettings):
         le=86400,
         description="Capture-time seconds a tracked mug may go unseen and keep its id; after that it has disappeared.",
     )
+    cameras_ready_timeout_s: float = Field(
+        30.0,
+        ge=0,
+        le=600,
+        description="Longest a starting analyze worker waits to read the cameras topic before positioning frames "
+        "(without it, zones and configured scales would be missing from the first frames).",
+    )
     episode_idle_s: float = Field(
         60.0,
         gt=0,

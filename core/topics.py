@@ -23,6 +23,7 @@ TOPIC_RECORDS: dict[str, str] = {
     "rules": "RuleDefinition",
     "control": "ScalingDecision",
     "dlq": "DeadLetter",
+    "cameras": "CameraConfig",
 }
 
 
@@ -46,7 +47,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     for logical in TOPIC_RECORDS:
         partitions = settings.images_partitions if logical == "images" else settings.partitions
         configs: dict[str, str] = {}
-        if logical == "rules":
+        if logical in ("rules", "cameras"):
             partitions, configs = 1, {"cleanup.policy": "compact"}
         elif logical == "control":
             partitions = 1

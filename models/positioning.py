@@ -29,7 +29,12 @@ base is at the bottom of its box and its rim may rise above the table's far edge
   the border, the distance is unknown (``None``) and no edge risk is visible.
 * **edge fraction**: edge distance / ``min(surface width, surface height)``.
 * **nearest mug**: the smallest Euclidean gap between two footprints (0 when they touch or overlap).
-* **scale** (``px_per_cm``): the event's ``metadata["px_per_cm"]``; else the median coaster diameter
+* **camera configuration** (``mugpos cameras set``, optional): a configured scale stands in for the
+  metadata's; a configured table outline (polygon) replaces the detected surfaces: a mug is on the
+  table when its bottom centre is inside the outline, and its edge distance is the smallest signed
+  distance from a footprint corner to the outline; each mug lists the configured zones that hold its
+  bottom centre (``mugpos.models.zones``).
+* **scale** (``px_per_cm``): the event's ``metadata["px_per_cm"]``; else the camera's; else the median coaster diameter
   in pixels (``max(w, h)``: perspective shortens only one axis) / ``coaster_diameter_cm``; else none.
 
 Quality (0-100) multiplies three factors, each in [0, 1], of what the camera can see::
@@ -66,6 +71,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mugpos.models.classmap import COASTER, MUG, SURFACE
+from mugpos.models.zones import CameraGeometry
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
@@ -330,6 +336,8 @@ class Measurements:
     mug_count: int
     coaster_count: int
     surface_count: int
+    #: Edges were measured to the camera's configured table outline, not to a detected surface.
+    table_outline: bool = False
 
 
 def measure(
@@ -340,8 +348,10 @@ def measure(
     coasters_known: bool,
     frame: Sequence[float] | None = None,
     config: PositioningConfig = DEFAULT_CONFIG,
+    camera: CameraGeometry | None = None,
 ) -> Measurements:
-    """Every per-mug measurement of the module docstring. ``frame`` (x1, y1, x2, y2) is the image, for open edges."""
+    """Every per-mug measurement of the module docstring. ``frame`` (x1, y1, x2, y2) is the image, for open
+    edges; a ``camera`` with a table outline replaces the detected surfaces for edge distances."""
     n = len(mugs)
     feet = footprints(mugs, config.footprint_frac)
     points = base_points(mugs, config.footprint_frac)
@@ -361,6 +371,11 @@ def measure(
         is_open = open_edges(chosen, frame, config.frame_margin_frac) if config.ignore_frame_edges else None
         edge_px[has_surface] = edge_distances(feet[has_surface], chosen, is_open)
         edge_frac[has_surface] = edge_px[has_surface] / np.minimum(widths(chosen), heights(chosen))
+    outline = camera is not None and camera.table is not None
+    if outline and camera is not None and n:
+        edge_px, on_surface = camera.table_edges(feet, mugs)
+        surface_index = np.zeros(n, dtype=np.intp)  # the outline is every mug's surface
+        edge_frac = edge_px / camera.table_size if camera.table_size > 0 else np.full(n, np.nan)
 
     gap_px, gap_index = nearest_mugs(feet)
     gaps = box_gaps(feet, feet)
@@ -388,6 +403,7 @@ def measure(
         mug_count=n,
         coaster_count=len(coasters),
         surface_count=len(surfaces),
+        table_outline=outline,
     )
 
 
@@ -470,7 +486,8 @@ def _edge_reason(
     if m.surface_index[row] == NO_INDEX:
         return None  # no surface at all: one image-level warning instead
     if not m.on_surface[row]:
-        return "violation", "stands outside every detected table surface"
+        where = "the camera's table outline" if m.table_outline else "every detected table surface"
+        return "violation", f"stands outside {where}"
     px, frac = float(m.edge_distance_px[row]), float(m.edge_distance_frac[row])
     if math.isnan(px):
         return None  # every edge of its surface is outside the picture
@@ -541,9 +558,17 @@ def _none_if_nan(value: float) -> float | None:
 
 
 def position_event(
-    detection_event: Mapping[str, Any], *, processed_at: datetime, config: PositioningConfig = DEFAULT_CONFIG
+    detection_event: Mapping[str, Any],
+    *,
+    processed_at: datetime,
+    config: PositioningConfig = DEFAULT_CONFIG,
+    camera: CameraGeometry | None = None,
 ) -> dict[str, Any]:
-    """The PositionEvent record of one DetectionEvent record. Raises :class:`PositioningError` on bad boxes."""
+    """The PositionEvent record of one DetectionEvent record. Raises :class:`PositioningError` on bad boxes.
+
+    ``camera`` is the source's configuration (``mugpos cameras set``): its scale stands in when the
+    metadata gives none, its table outline replaces the detected surfaces, its zones name where each
+    mug stands."""
     detections = list(detection_event["detections"])
     by_label: dict[str, list[int]] = {MUG: [], COASTER: [], SURFACE: []}
     for i, det in enumerate(detections):
@@ -556,6 +581,8 @@ def position_event(
     metadata: dict[str, str] = dict(detection_event.get("metadata") or {})
     px_per_cm, note = parse_px_per_cm(metadata)
     scale_source: str | None = "metadata" if px_per_cm is not None else None
+    if px_per_cm is None and camera is not None and camera.config.px_per_cm is not None:
+        px_per_cm, scale_source = camera.config.px_per_cm, "camera"
     if px_per_cm is None:
         px_per_cm = scale_from_coasters(coasters, config.coaster_diameter_cm)
         scale_source = "coaster" if px_per_cm is not None else None
@@ -563,7 +590,8 @@ def position_event(
     width, height = int(detection_event["image_width"]), int(detection_event["image_height"])
     frame = (0.0, 0.0, float(width), float(height)) if width > 0 and height > 0 else None
     knows = model_knows_coasters(detection_event["model"], (d["label"] for d in detections))
-    m = measure(mugs, coasters, surfaces, coasters_known=knows, frame=frame, config=config)
+    m = measure(mugs, coasters, surfaces, coasters_known=knows, frame=frame, config=config, camera=camera)
+    zones = camera.zones_of(mugs) if camera is not None else [[] for _ in range(len(mugs))]
     verdict = assess(
         m,
         px_per_cm=px_per_cm,
@@ -596,6 +624,7 @@ def position_event(
                 "nearest_mug_cm": cm(float(m.nearest_mug_px[row])),
                 "quality": float(verdict.quality[row]),
                 "attributes": dict(det.get("attributes") or {}),
+                "zones": zones[row],
             }
         )
     return {
@@ -615,4 +644,5 @@ def position_event(
         "verdict": verdict.verdict,
         "reasons": list(verdict.reasons),
         "metadata": metadata,
+        "zones": list(camera.config.zone_names) if camera is not None else [],
     }

@@ -154,8 +154,31 @@ def _scaled(value: Any, scale: Any) -> float | None:
     return float(value / scale)
 
 
+_LISTS = (list, tuple)
+
+
+def _member(held: Any, known: Any, key: str) -> bool | None:
+    """A membership field's Kleene value: ``key`` in the mug's list ``held`` (true), else in the image's
+    list ``known`` of every possible value (false), else unknown: the camera has no such zone, so
+    neither "in zone x" nor "not in zone x" may fire there. A null mug list is unknown too."""
+    if held is None:
+        return None
+    if type(held) not in _LISTS:
+        raise TypeError("a zones list must be a list of names")
+    if key in held:
+        return True
+    if known is None:
+        return None
+    if type(known) not in _LISTS:
+        raise TypeError("a zones list must be a list of names")
+    return False if key in known else None
+
+
 def _getter(spec: FieldSpec) -> Callable[[Record, Any], Any]:
     attr, key, scale = spec.attr, spec.key, spec.scale
+    if spec.listed is not None and key is not None:  # mug.zone.NAME; events from before zones lack both lists
+        listed, name = spec.listed, key
+        return lambda ev, m: _member(m.get(attr, ()), ev.get(listed, ()), name)
     if scale is not None:
         return lambda ev, m: _scaled(m[attr], ev[scale])
     if spec.scope == "image":
@@ -175,6 +198,38 @@ def _collector(spec: FieldSpec) -> Callable[[Record], list[Any]]:
     attr, key = spec.attr, spec.key
     allowed = _ALLOWED_TYPES[spec.type]
     number = spec.type is FieldType.NUMBER
+
+    if spec.listed is not None and key is not None:
+        listed, name = spec.listed, key
+
+        def collect_member(ev: Record) -> list[Any]:
+            """True per mug in the zone, False per mug outside a zone the camera has; a missing list is
+            empty (an event from before zones: every zone unknown), one that is not a list is wrong."""
+            mugs = ev["mugs"]
+            if type(mugs) is not list:
+                raise _WrongType
+            known = ev.get(listed, ())
+            if known is None:
+                known = ()
+            elif type(known) not in _LISTS:
+                raise _WrongType
+            outside = False if name in known else None
+            out: list[Any] = []
+            for m in mugs:
+                if not isinstance(m, Mapping):
+                    raise _WrongType
+                held = m.get(attr, ())
+                if held is None:
+                    continue
+                if type(held) not in _LISTS:
+                    raise _WrongType
+                if name in held:
+                    out.append(True)
+                elif outside is not None:
+                    out.append(outside)
+            return out
+
+        return collect_member
 
     if spec.scale is not None:
         scale_attr = spec.scale
@@ -739,14 +794,21 @@ class StatefulIndex:
     """The stateful rules in scope of one source, indexed for ``rules.episodes``: by rule id (with
     their order, so transitions come out in a stable order), and the ones judged on every frame."""
 
-    __slots__ = ("appears", "becomes", "by_id", "disappears", "rules")
+    __slots__ = ("appears", "becomes", "by_id", "disappears", "lasts", "order", "rules")
 
     def __init__(self, rules: Iterable[CompiledRule]) -> None:
         self.rules = tuple(rules)
         self.by_id = {c.rule.rule_id: (i, c) for i, c in enumerate(self.rules)}
+        self.order = {rid: i for rid, (i, _) in self.by_id.items()}
         kinds: dict[str, list[CompiledRule]] = defaultdict(list)
         for c in self.rules:
             kinds[c.rule.temporal.kind if c.rule.temporal else ""].append(c)
+        # "lasts" rules by id, each with the number of its condition: rules with equal conditions
+        # (the same test) share one judgement of it per frame
+        conditions: dict[Condition, int] = {}
+        self.lasts = {
+            c.rule.rule_id: (c, conditions.setdefault(c.rule.condition, len(conditions))) for c in kinds["lasts"]
+        }
         self.appears = tuple(kinds["appears"])
         self.disappears = tuple(kinds["disappears"])
         # "becomes" rules grouped by condition: each tracked mug's value of a condition is judged once

@@ -4,6 +4,11 @@ One catalog serves the decoder (reject ``mug.colour > 3`` before it is stored), 
 read a value out of a decoded ``PositionEvent``) and the docs. ``mug.*`` fields are read from each
 mug of ``PositionEvent.mugs``; ``image.*`` fields from the event itself. ``mug.attributes.KEY`` and
 ``image.metadata.KEY`` read string maps; a key that is not there is unknown (null), not an error.
+``mug.zone.NAME`` is a *membership* field: true when the camera's zone NAME holds the mug (NAME is in
+the mug's ``zones``), false when the camera has that zone but the mug is elsewhere (NAME only in the
+image's ``zones``), and unknown when the camera has no such zone, so a rule about a zone one camera
+lacks neither fires nor, negated, fires everywhere there. Events from before zones lack both lists:
+they read as empty, so every zone is unknown there.
 A *derived* field (``scale`` set) is worked out when a rule reads it, from a mug field and an image
 field, so rules can speak centimetres where the event carries pixels without changing the schema.
 """
@@ -14,6 +19,8 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import Literal
+
+from mugpos.core.cameras import ZONE_NAME
 
 Scope = Literal["mug", "image"]
 
@@ -47,6 +54,9 @@ class FieldSpec:
     key: str | None = None  # map key for mug.attributes.KEY / image.metadata.KEY
     choices: tuple[str, ...] | None = None  # closed vocabulary of a string field
     scale: str | None = None  # derived: ``attr`` divided by this image field (null when either is unknown)
+    #: membership: the image list naming every value the mug list ``attr`` may hold; the field is
+    #: ``key in mug[attr]``, false only when ``key`` is in this list too, else unknown (mug.zone.NAME)
+    listed: str | None = None
 
     @property
     def operators(self) -> tuple[str, ...]:
@@ -88,7 +98,12 @@ _FIXED: tuple[FieldSpec, ...] = (
     FieldSpec("image.image_height", "image", "image_height", _N, "Height in pixels."),
     FieldSpec("image.px_per_cm", "image", "px_per_cm", _N, "Scale in pixels per centimetre (null: unknown)."),
     FieldSpec(
-        "image.scale_source", "image", "scale_source", _S, "Where the scale came from.", choices=("metadata", "coaster")
+        "image.scale_source",
+        "image",
+        "scale_source",
+        _S,
+        "Where the scale came from.",
+        choices=("metadata", "camera", "coaster"),
     ),
     FieldSpec("image.mug_count", "image", "mug_count", _N, "Mugs found."),
     FieldSpec("image.coaster_count", "image", "coaster_count", _N, "Coasters found."),
@@ -106,6 +121,10 @@ MAP_FIELDS: dict[str, tuple[Scope, str, str]] = {
 }
 _MAP_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 
+#: ``mug.zone.NAME``: whether the mug stands in the camera's zone NAME (``mugpos.core.cameras``).
+ZONE_PREFIX = "mug.zone."
+_ZONE_DOC = "Whether the mug's footprint is in the camera's zone NAME (null: the camera has no such zone)."
+
 MAX_FIELD_CHARS = 128
 
 
@@ -116,6 +135,9 @@ def lookup_field(name: str) -> FieldSpec | None:
         return spec
     if len(name) > MAX_FIELD_CHARS:
         return None
+    zone = zone_of(name)
+    if zone is not None:
+        return FieldSpec(name, "mug", "zones", FieldType.BOOL, _ZONE_DOC, key=zone, listed="zones")
     for prefix, (scope, attr, doc) in MAP_FIELDS.items():
         if name.startswith(prefix + "."):
             key = name[len(prefix) + 1 :]
@@ -124,6 +146,19 @@ def lookup_field(name: str) -> FieldSpec | None:
     return None
 
 
+def zone_field(zone: str) -> str:
+    """The field of zone ``zone`` (``laptop`` -> ``mug.zone.laptop``); the name is not checked here."""
+    return ZONE_PREFIX + zone
+
+
+def zone_of(name: str) -> str | None:
+    """The zone a ``mug.zone.NAME`` field is about, or None for any other field (or a bad zone name)."""
+    if not name.startswith(ZONE_PREFIX):
+        return None
+    zone = name[len(ZONE_PREFIX) :]
+    return zone if ZONE_NAME.fullmatch(zone) else None
+
+
 def field_names() -> list[str]:
-    """Every comparable field, map fields shown with a ``KEY`` placeholder (for messages and docs)."""
-    return [*FIXED_FIELDS, *(f"{prefix}.KEY" for prefix in MAP_FIELDS)]
+    """Every comparable field, map and zone fields shown with a placeholder (for messages and docs)."""
+    return [*FIXED_FIELDS, *(f"{prefix}.KEY" for prefix in MAP_FIELDS), ZONE_PREFIX + "NAME"]

@@ -20,9 +20,12 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 from typing import Any, Literal, NoReturn, TypeVar
 
+from mugpos.core.cameras import ZONE_NAME
 from mugpos.rules.errors import RuleSyntaxError, RuleValidationError
+from mugpos.rules.fields import zone_field, zone_of
 from mugpos.rules.model import (
     MAX_FOR_FRAMES,
     MAX_FOR_S,
@@ -257,6 +260,25 @@ ENDING_VERBS = ("clears", "ends", "resolves", "stops")
 ENDED_WORDS = ("cleared", "ended", "stopped", "resolved")
 #: The condition of "when a mug appears" with no filter: any tracked mug.
 TRACKED = Compare("mug.track_id", ">=", 0)
+
+# -- words of zones (named areas of a camera's picture: ``mug.zone.NAME``) -------------------------
+
+ZONE_WORDS = ("zone",)
+#: Before a zone, a mug in it: "in zone laptop", "inside the laptop zone", "within zone desk-2".
+INSIDE_WORDS = ("in", "inside", "within")
+#: Before a zone, a mug not in it: "outside zone laptop", "outside of …", "out of the laptop zone".
+OUTSIDE_WORDS = ("outside", "out")
+#: A mug's move across a zone's border, a change (``becomes``): into it / out of it.
+ENTER_WORDS = ("enters",)
+LEAVE_WORDS = ("leaves", "exits")
+#: What may come between "in" and "zone" without naming it: refused, a zone is named.
+_ZONE_ARTICLES = ("the", "a", "an", "any", "some", "no", "every", "each", "one", "its")
+#: Words that would read as the rest of the sentence, not as a zone's name: quote such a name.
+_ZONE_STOPS = (
+    "and", "or", "but", "for", "in", "on", "at", "from", "with", "until", "once", "not", "then", "only", "when",
+    "if", "unless", "is", "zone", "zones",
+)  # fmt: skip
+MAX_ZONE_CHARS = 64
 
 #: Why some words are refused wherever they stop the parse (appended to the error message).
 _VAGUE = ("near", "close", "far", "nearby", "low", "high", "many", "several", "few", "lots", "plenty", "couple")
@@ -830,6 +852,8 @@ class _Parser:
             parts.append(self.mug_predicate())
             if relative and self.predicate_verb_ahead() and not self.at("that", "which"):
                 parts.append(self.mug_predicate())
+            if self.zone_ahead():  # "a mug is off its coaster in zone laptop", "a mug appears in zone desk"
+                parts.append(self.zone_place())
         return parts[0] if len(parts) == 1 else AllOf(tuple(parts))
 
     def mug_attribute(self) -> Condition:
@@ -867,7 +891,7 @@ class _Parser:
         "is", "isn't", "it", "it's", "that", "which", "that's", "stands", "sits", "rests", "lies", "not",
         "doesn't", "does", "on", "off", "without", "missing", "with", "has", "having", "over", "overhanging",
         "overhangs", "hanging", "hangs", "sticking", "sticks", "touching", "touches", *OFF_CENTRE, *PARTICIPLES,
-        "hasn't", "becomes", *LASTING_VERBS[:2], *APPEAR_WORDS, *DISAPPEAR_WORDS,
+        "hasn't", "becomes", *LASTING_VERBS[:2], *APPEAR_WORDS, *DISAPPEAR_WORDS, *ENTER_WORDS, *LEAVE_WORDS,
     )  # fmt: skip
 
     def predicate_ahead(self, ahead: int) -> bool:
@@ -878,7 +902,7 @@ class _Parser:
         if tok.kind != "word":
             return False
         word = tok.low
-        if word in ("within", "closer", "nearer", "further", "farther"):
+        if word in ("within", "closer", "nearer", "further", "farther") or self.zone_ahead(ahead):
             return True
         if self.comparator_span(ahead, distance=True) is not None:
             if self.distance_ahead(ahead):
@@ -891,7 +915,7 @@ class _Parser:
     def predicate_verb_ahead(self) -> bool:
         return self.at(
             "is", "isn't", "stands", "sits", "rests", "lies", "doesn't", "does", "has", "that", "which",
-            "hasn't", "becomes", *LASTING_VERBS[:2], *APPEAR_WORDS, *DISAPPEAR_WORDS,
+            "hasn't", "becomes", *LASTING_VERBS[:2], *APPEAR_WORDS, *DISAPPEAR_WORDS, *ENTER_WORDS, *LEAVE_WORDS,
         )  # fmt: skip
 
     def mug_predicate(self) -> Condition:
@@ -905,6 +929,8 @@ class _Parser:
                 return negate_condition(state) if negate else state
         elif self.at("becomes"):
             return self.becomes()
+        elif self.at(*ENTER_WORDS, *LEAVE_WORDS):
+            return self.zone_move()
         elif self.at(*APPEAR_WORDS, *DISAPPEAR_WORDS):
             return self.appearance()
         elif self.accept("isn't"):
@@ -977,12 +1003,18 @@ class _Parser:
         verb = self.expect(MOVES, ['"put on a coaster"', '"taken off its coaster"'])
         if verb.low == "put":
             self.accept("back")
+            if self.zone_ahead(into=True):  # "is put in zone laptop", "is put into the laptop zone"
+                return self.zone_place()
             if not (self.at("on", "over", "overhanging", "hanging") or self.distance_ahead()):
                 expected = ['"on a coaster"', '"within N cm of the table edge"', '"over the edge"']
                 self.fail(expected, ("on", "within", "over"))
             return self.mug_state()
         if verb.low == "removed":
             self.expect(("from",), ['"from its coaster"'])
+            if self.zone_ref_ahead():  # "is removed from zone laptop"
+                return Compare(zone_field(self.zone_ref()), "==", False)
+        elif self.at("out") and self.zone_ahead():  # "is taken out of zone laptop"
+            return self.zone_place()
         else:
             self.expect(("off",), ['"off its coaster"'])
             self.accept("of")
@@ -1151,15 +1183,138 @@ class _Parser:
         else:
             self.expect(ENDING_VERBS, ['"is resolved"', '"clears"', '"ends"'])
 
+    # -- zones -------------------------------------------------------------------------------
+
+    ZONE_EXAMPLES = ('"in zone laptop"', '"in the laptop zone"', '"outside zone laptop"')
+
+    def zone_ahead(self, ahead: int = 0, *, into: bool = False) -> bool:
+        """A zone place ("in zone laptop", "outside the desk zone", "out of zone x") starts ``ahead`` on.
+
+        Only with the word "zone" in reach, so "in camera x", "in view" and "within 5 cm" keep their
+        meaning; ``into``: after "put", "into" says "in" too.
+        """
+        word = self.low(ahead)
+        if word in INSIDE_WORDS or word == "outside" or (into and word == "into"):
+            k = ahead + (2 if word == "outside" and self.at("of", ahead=ahead + 1) else 1)
+        elif word == "out" and self.at("of", ahead=ahead + 1):
+            k = ahead + 2
+        else:
+            return False
+        return self.zone_ref_ahead(k)
+
+    def zone_ref_ahead(self, ahead: int = 0) -> bool:
+        """ "zone NAME", "the zone NAME" or "the NAME zone" (a longer name too, to refuse it) starts here."""
+        if self.at(*ZONE_WORDS, "zones", ahead=ahead):
+            return True
+        if not self.at(*_ZONE_ARTICLES, ahead=ahead):
+            return False
+        if self.at(*ZONE_WORDS, "zones", ahead=ahead + 1) or self.peek(ahead + 1).kind == "string":
+            return True
+        return self.zone_word_within_at(ahead + 1, 4) or self.at("zones", ahead=ahead + 2)
+
+    def zone_word_within(self, reach: int) -> bool:
+        """ "zone" comes within ``reach`` tokens, past words and numbers only (a name of several words)."""
+        return self.zone_word_within_at(0, reach)
+
+    def zone_word_within_at(self, ahead: int, reach: int) -> bool:
+        for k in range(ahead, ahead + reach):
+            tok = self.peek(k)
+            if tok.kind == "word" and tok.low in ZONE_WORDS:
+                return True
+            if tok.kind not in ("word", "number") or tok.low in _ZONE_STOPS:
+                return False
+        return False
+
+    def zone_place(self) -> Compare:
+        """In a zone ("in", "inside", "within", after "put" "into") or not ("outside [of]", "out of")."""
+        if self.accept("outside"):
+            self.accept("of")
+            inside = False
+        elif self.accept("out"):
+            self.expect(("of",), ['"of"'])
+            inside = False
+        else:
+            self.expect((*INSIDE_WORDS, "into"), self.ZONE_EXAMPLES)
+            inside = True
+        return Compare(zone_field(self.zone_ref()), "==", inside)
+
+    def zone_ref(self) -> str:
+        """ "zone" NAME | "the" "zone" NAME | "the" NAME "zone": the name of one of the camera's zones."""
+        tok = self.peek()
+        if self.at("zones"):
+            message = "unexpected word 'zones' (one zone at a time: 'in zone laptop or in zone desk')"
+            self.fail(['"zone NAME"', '"the NAME zone"'], message=message)
+        if self.at(*_ZONE_ARTICLES) and not self.at("the"):
+            message = f"unexpected word {tok.text!r} (name the zone: 'in zone laptop' or 'in the laptop zone')"
+            self.fail(['"zone NAME"', '"the NAME zone"'], message=message)
+        if self.accept(*ZONE_WORDS):
+            return self.zone_name()
+        self.expect(("the",), ['"zone NAME"', '"the NAME zone"'])
+        if self.accept(*ZONE_WORDS):
+            return self.zone_name()
+        name = self.zone_name()
+        if self.at("zones"):
+            message = "unexpected word 'zones' (one zone at a time: 'in the laptop zone or in the desk zone')"
+            self.fail(['"zone"'], message=message)
+        if not self.at(*ZONE_WORDS) and self.zone_word_within(3):  # "the front door zone"
+            message = f"a zone's name is one word (letters, digits, '_' and '-'), e.g. '{name}-{self.peek().text}'"
+            self.fail(['"zone"'], message=message)
+        self.expect(ZONE_WORDS, ['"zone"'])
+        return name
+
+    def zone_name(self) -> str:
+        """A zone's name as written (its case kept): a word, glued words and numbers ("2nd-desk"), or quoted."""
+        tok = self.peek()
+        expected = ["a zone name such as laptop or desk-2"]
+        if tok.kind == "string":
+            name, end = tok.text, tok.end
+            self.i += 1
+        elif tok.kind == "number" or (tok.kind == "word" and tok.low not in _ZONE_STOPS):
+            parts, end = [tok.text], tok.end
+            self.i += 1
+            while self.peek().kind in ("word", "number") and self.peek().pos == end:
+                parts.append(self.peek().text)
+                end = self.peek().end
+                self.i += 1
+            name = "".join(parts)
+        else:
+            message = None
+            if tok.kind == "word":
+                message = (
+                    f"unexpected word {tok.text!r} (the zone's name comes here;"
+                    f' quote a name that is a word of the grammar: "{tok.text}")'
+                )
+            self.fail(expected, message=message)
+        if len(name) > MAX_ZONE_CHARS:
+            message = f"the zone name is {len(name)} characters long; at most {MAX_ZONE_CHARS}"
+            raise RuleSyntaxError(self.text, tok.pos, message, expected, length=end - tok.pos)
+        if not ZONE_NAME.fullmatch(name):
+            what = "the zone name is empty" if not name else f"{name!r} is not a zone name"
+            message = f"{what}: a zone name is letters, digits, '_' and '-', starting with a letter or digit"
+            raise RuleSyntaxError(self.text, tok.pos, message, expected, length=end - tok.pos)
+        return name
+
+    def zone_move(self) -> Condition:
+        """ "enters zone laptop" (becomes in it), "leaves" / "exits the laptop zone" (becomes out of it).
+
+        A change like "is put on a coaster": it needs the mug's value in its previous frame, so a mug
+        first seen inside a zone has not entered it, and one that leaves the picture has not left it."""
+        start = self.expect((*ENTER_WORDS, *LEAVE_WORDS), ['"enters zone NAME"', '"leaves zone NAME"'])
+        zone = self.zone_ref()
+        return self.mark("becomes", start, Compare(zone_field(zone), "==", start.low in ENTER_WORDS))
+
     MUG_STATES = (
         '"on a coaster"', '"off a coaster"', '"within N cm of the table edge"', '"closer than N cm to another mug"',
         '"further than N cm from the table edge"', '"at least N cm from another mug"', '"over the edge"',
-        '"more than N cm from the centre of its coaster"', '"with quality below N"',
+        '"more than N cm from the centre of its coaster"', '"with quality below N"', '"in zone NAME"',
     )  # fmt: skip
 
     def mug_state(self) -> Condition:
         vocabulary = ("on", "off", "without", "within", "closer", "nearer", "less", "further", "farther", "more",
-                      "at", "over", "overhanging", "hanging", "with", "has", "coaster", "not")  # fmt: skip
+                      "at", "over", "overhanging", "hanging", "with", "has", "coaster", "not", "inside",
+                      "outside")  # fmt: skip
+        if self.zone_ahead():
+            return self.zone_place()
         if self.accept("on"):
             self.accept("a", "an", "its", "the")
             self.expect(("coaster",), ['"coaster"'])
@@ -1814,6 +1969,11 @@ def _say_state(leaf: Compare) -> str | None:
     field, op, value = leaf.field, leaf.op, leaf.value
     if field == "mug.on_coaster" and isinstance(value, bool) and op in ("==", "!="):
         return "is on a coaster" if (value is True) == (op == "==") else "is not on a coaster"
+    zone = zone_of(field)
+    if zone is not None:
+        if not isinstance(value, bool) or op not in ("==", "!="):
+            return None
+        return f"is {'' if (value is True) == (op == '==') else 'not '}in zone {_say_zone(zone)}"
     if field == "mug.attributes.colour" and op in ("==", "!=") and value in COLOURS:
         return f"is {value}" if op == "==" else f"is not {value}"
     if field == "mug.edge_distance_px" and op == "<" and value == 0:
@@ -1836,6 +1996,20 @@ def _say_state(leaf: Compare) -> str | None:
     if op == "<=":
         return f"is within {amount} of {_SAY_TARGETS[kind]}"
     return f"is {_SAY_BOUNDS[op]} {amount} from {_SAY_TARGETS[kind]}"
+
+
+def _say_zone(name: str) -> str:
+    """A zone's name as the parser reads it back: bare when its tokens glue back into it, else quoted
+    ("desk-" ends in a dash no word ends in; "and" would read as a joiner)."""
+    if name.lower() not in _ZONE_STOPS:
+        try:
+            tokens = tokenize(name)[:-1]
+        except RuleSyntaxError:
+            tokens = []
+        glued = all(a.end == b.pos for a, b in pairwise(tokens))
+        if tokens and glued and all(t.kind in ("word", "number") for t in tokens) and tokens[-1].end == len(name):
+            return name
+    return f'"{name}"'
 
 
 def _say_image(leaf: Compare) -> str | None:
@@ -1918,6 +2092,9 @@ def _say_change(condition: Condition, kind: TemporalKind) -> str | None:
             return f"{subject} {kind}"
         if len(rest) > 1:
             return None
+        zone = zone_of(rest[0].field)
+        if kind == "appears" and zone is not None and rest[0].op == "==" and rest[0].value is True:
+            return f"{subject} appears in zone {_say_zone(zone)}"
         state = _say_state(rest[0])
         return None if state is None else f"{subject} that {state} {kind}"
     if len(rest) != 1 or not rest[0].field.startswith("mug."):
@@ -1925,6 +2102,12 @@ def _say_change(condition: Condition, kind: TemporalKind) -> str | None:
     leaf = rest[0]
     if leaf.field == "mug.on_coaster" and leaf.op == "==" and isinstance(leaf.value, bool):
         return f"{subject} is put on a coaster" if leaf.value else f"{subject} is taken off its coaster"
+    zone = zone_of(leaf.field)
+    if zone is not None:
+        if leaf.op not in ("==", "!=") or not isinstance(leaf.value, bool):
+            return None
+        verb = "enters" if (leaf.value is True) == (leaf.op == "==") else "leaves"
+        return f"{subject} {verb} zone {_say_zone(zone)}"
     state = _say_state(leaf)
     if state is None or not state.startswith("is ") or state.startswith("is not "):
         return None

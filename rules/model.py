@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeAlias, cast
 from urllib.parse import urlsplit
 
+from mugpos.core.cameras import ZONE_NAME
 from mugpos.core.redact import redact_webhook
 from mugpos.rules.errors import RuleValidationError
-from mugpos.rules.fields import ALL_OPERATORS, FieldType, field_names, lookup_field
+from mugpos.rules.fields import ALL_OPERATORS, ZONE_PREFIX, FieldType, field_names, lookup_field
 
 Severity = Literal["info", "warning", "critical"]
 ActionType = Literal["publish", "webhook", "log"]
@@ -441,6 +442,10 @@ def _compare(node: Mapping[str, Any], path: str) -> Compare:
     if not isinstance(name, str):
         raise RuleValidationError(f"{path}.field", f"is required (a field name), got {_type(name)}")
     spec = lookup_field(name)
+    if spec is None and name.startswith(ZONE_PREFIX):
+        raise RuleValidationError(
+            f"{path}.field", f"{_brief(name)} names no zone: a zone name matches {ZONE_NAME.pattern}"
+        )
     if spec is None:
         known = ", ".join(field_names())
         raise RuleValidationError(f"{path}.field", f"unknown field {_brief(name)}; known fields: {known}")

@@ -23,6 +23,7 @@ SCHEMA_FILES: dict[str, str] = {
     "RuleDefinition": "rule_definition.avsc",
     "ScalingDecision": "scaling_decision.avsc",
     "DeadLetter": "dead_letter.avsc",
+    "CameraConfig": "camera_config.avsc",
 }
 
 

@@ -35,6 +35,7 @@ class Topics:
     rules: faust.TopicT
     control: faust.TopicT
     dlq: faust.TopicT
+    cameras: faust.TopicT
 
 
 class MugposWeb(AiohttpWeb):

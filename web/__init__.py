@@ -1,15 +1,16 @@
 """HTTP views and the dashboard, served by each worker's Faust web server.
 
 ``views`` holds the read pages (health, readiness, stats, results, annotated images, dashboard),
-``rules`` the rule management API, ``dlq`` the dead letters for operators, ``auth`` the
-bearer-token check, ``guard`` the rate limit and read-token middlewares; :func:`register_views`
-mounts them all on an app.
+``rules`` the rule management API, ``cameras`` the camera configuration, ``dlq`` the dead letters
+for operators, ``auth`` the bearer-token check, ``guard`` the rate limit and read-token
+middlewares; :func:`register_views` mounts them all on an app.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mugpos.web.cameras import register_camera_views
 from mugpos.web.dlq import register_dlq_views
 from mugpos.web.guard import install_guards
 from mugpos.web.rules import register_rule_views
@@ -25,3 +26,4 @@ def register_views(app: MugposApp) -> None:
     register_read_views(app)
     register_rule_views(app)
     register_dlq_views(app)
+    register_camera_views(app)

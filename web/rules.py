@@ -83,9 +83,7 @@ class RulesApi:
     def require_write(self, request: web.Request) -> None:
         write = self._token("api_token")
         if not write:
-            raise ApiError(
-                403, "rule changes over HTTP are disabled: MUGPOS_API_TOKEN is not configured on this worker"
-            )
+            raise ApiError(403, "changes over HTTP are disabled: MUGPOS_API_TOKEN is not configured on this worker")
         self._check(
             request,
             (write,),
