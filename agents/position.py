@@ -32,6 +32,7 @@ from mugpos.models.tracking import CameraTracker, TrackerStateError, load_tracke
 from mugpos.rules.actions import event_millis
 from mugpos.rules.metrics import LATE_FRAMES
 from mugpos.storage.cameras import CameraFeed, CameraRegistry
+from mugpos.storage.compacted import wait_ready
 from mugpos.streams.app import MugposApp
 from mugpos.streams.deadletter import send_dead_letter
 from mugpos.streams.holding import delivered, hold, sent
@@ -158,13 +159,8 @@ def register(app: MugposApp, config: PositioningConfig = DEFAULT_CONFIG) -> None
 
     @app.agent(app.mugpos_topics.detections, name="mugpos.position")
     async def position(stream: StreamT[bytes]) -> None:
-        try:
-            await asyncio.wait_for(cameras.ready.wait(), settings.cameras_ready_timeout_s)
-        except TimeoutError:
-            log.warning(
-                "cameras topic not read within %.0f s; positioning with the configurations read so far",
-                settings.cameras_ready_timeout_s,
-            )
+        fallback = "positioning with the configurations read so far"
+        await wait_ready(cameras.ready, settings.cameras_ready_timeout_s, "cameras", fallback)
         batches = stream.noack_take(settings.batch_max, within=settings.batch_wait_ms / 1000)  # type: ignore[attr-defined]
         async for events in batches:
             await stage.take(events, stream)

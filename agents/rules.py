@@ -34,6 +34,7 @@ from mugpos.rules.episodes import SourceState
 from mugpos.rules.model import rule_to_public_json
 from mugpos.rules.processor import RuleProcessor, make_cooldown
 from mugpos.rules.senders import Dispatcher, LogSender, WebhookSender
+from mugpos.storage.compacted import wait_ready
 from mugpos.storage.rules import RuleFeed, RuleRegistry
 from mugpos.streams.app import MugposApp
 from mugpos.streams.deadletter import send_dead_letter
@@ -74,13 +75,8 @@ def register(app: MugposApp) -> None:
 
     @app.agent(topics.positions, name="mugpos.rules")
     async def evaluate(stream: StreamT[bytes]) -> None:
-        try:
-            await asyncio.wait_for(registry.ready.wait(), config.rules_ready_timeout_s)
-        except TimeoutError:
-            log.warning(
-                "rules topic not read within %.0f s; evaluating with the rules loaded so far",
-                config.rules_ready_timeout_s,
-            )
+        fallback = "evaluating with the rules loaded so far"
+        await wait_ready(registry.ready, config.rules_ready_timeout_s, "rules", fallback)
         try:
             async for events in stream.noack_take(POSITIONS_BATCH, within=0.05):  # type: ignore[attr-defined]
                 async with episodes.lock:

@@ -363,19 +363,20 @@ def measure(
         px, frac = coaster_offsets(points[has_coaster], coasters[coaster_index[has_coaster]])
         offset_px[has_coaster], offset_frac[has_coaster] = px, frac
 
-    surface_index, on_surface = assign_surfaces(mugs, surfaces, config.footprint_frac)
-    has_surface = surface_index != NO_INDEX
-    edge_px, edge_frac = np.full(n, np.nan), np.full(n, np.nan)
-    if has_surface.any():
-        chosen = surfaces[surface_index[has_surface]]
-        is_open = open_edges(chosen, frame, config.frame_margin_frac) if config.ignore_frame_edges else None
-        edge_px[has_surface] = edge_distances(feet[has_surface], chosen, is_open)
-        edge_frac[has_surface] = edge_px[has_surface] / np.minimum(widths(chosen), heights(chosen))
-    outline = camera is not None and camera.table is not None
-    if outline and camera is not None and n:
-        edge_px, on_surface = camera.table_edges(feet, mugs)
+    outline = camera if camera is not None and camera.table is not None else None
+    if outline is not None:
+        edge_px, on_surface = outline.table_edges(feet, mugs)
         surface_index = np.zeros(n, dtype=np.intp)  # the outline is every mug's surface
-        edge_frac = edge_px / camera.table_size if camera.table_size > 0 else np.full(n, np.nan)
+        edge_frac = edge_px / outline.table_size if outline.table_size > 0 else np.full(n, np.nan)
+    else:
+        surface_index, on_surface = assign_surfaces(mugs, surfaces, config.footprint_frac)
+        has_surface = surface_index != NO_INDEX
+        edge_px, edge_frac = np.full(n, np.nan), np.full(n, np.nan)
+        if has_surface.any():
+            chosen = surfaces[surface_index[has_surface]]
+            is_open = open_edges(chosen, frame, config.frame_margin_frac) if config.ignore_frame_edges else None
+            edge_px[has_surface] = edge_distances(feet[has_surface], chosen, is_open)
+            edge_frac[has_surface] = edge_px[has_surface] / np.minimum(widths(chosen), heights(chosen))
 
     gap_px, gap_index = nearest_mugs(feet)
     gaps = box_gaps(feet, feet)
@@ -403,7 +404,7 @@ def measure(
         mug_count=n,
         coaster_count=len(coasters),
         surface_count=len(surfaces),
-        table_outline=outline,
+        table_outline=outline is not None,
     )
 
 

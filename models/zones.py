@@ -10,7 +10,7 @@ pixels: per zone and per camera that is megabytes, where the point test needs no
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -26,9 +26,10 @@ class CameraGeometry:
     """A configuration's polygons as OpenCV contours, built once per configuration."""
 
     config: CameraConfig
-    zones: tuple[tuple[str, npt.NDArray[np.float32]], ...]
-    table: npt.NDArray[np.float32] | None
-    table_size: float  # shorter side of the table outline's bounding box, for edge fractions
+    # derived from ``config``, so equal configurations make equal geometries
+    zones: tuple[tuple[str, npt.NDArray[np.float32]], ...] = field(compare=False)
+    table: npt.NDArray[np.float32] | None = field(compare=False)
+    table_size: float = field(compare=False)  # shorter side of the table outline's bounding box, for edge fractions
 
     @classmethod
     def of(cls, config: CameraConfig) -> CameraGeometry:

@@ -8,91 +8,43 @@ the point tests, so a new zone applies to the next frame without a restart.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from dataclasses import dataclass, field
-
 from mugpos.core.cameras import SOURCE_ID, CameraConfig, CameraConfigError, config_from_obj, config_to_record
 from mugpos.core.codec import CodecError, codec
 from mugpos.core.settings import Settings
 from mugpos.models.zones import CameraGeometry
-from mugpos.storage.compacted import CompactedFeed, CompactedTopic, Records
+from mugpos.storage.compacted import CompactedFeed, CompactedTopic, KeyedRegistry, Rejected
 from mugpos.storage.metrics import CAMERA_RECORDS
 
-log = logging.getLogger(__name__)
 
-
-@dataclass
-class CameraChange:
-    """What one record on the cameras topic did (for logs and tests)."""
-
-    source: str
-    kind: str  # added, updated, unchanged, removed, rejected, unknown-tombstone
-    detail: str = ""
-
-
-@dataclass
-class CameraRegistry:
+class CameraRegistry(KeyedRegistry[CameraGeometry]):
     """Current configuration per source, with its geometry built once."""
 
-    cameras: dict[str, CameraGeometry] = field(default_factory=dict)
-    invalid: dict[str, str] = field(default_factory=dict)
-    version: int = 0
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    topic, noun = "cameras", "camera"
+    key_pattern, key_name = SOURCE_ID, "source id"
 
     def get(self, source: str) -> CameraGeometry | None:
-        return self.cameras.get(source)
+        return self.items.get(source)
 
     @property
     def configs(self) -> list[CameraConfig]:
-        return [g.config for g in self.cameras.values()]
+        return [g.config for g in self.items.values()]
 
-    def apply(self, records: Records) -> list[CameraChange]:
-        changes = [self._apply_one(key, value) for key, value in records]
-        if any(c.kind in ("added", "updated", "removed") for c in changes):
-            self.version += 1
-        return changes
-
-    def _apply_one(self, key: bytes | None, value: bytes | None) -> CameraChange:
+    def parse(self, key: str, value: bytes) -> CameraGeometry:
         try:
-            source = key.decode("utf-8") if key is not None else ""
-        except UnicodeDecodeError:
-            source = ""
-        if not SOURCE_ID.fullmatch(source):
-            return self._reject(source or repr(key), "bad_key", "record key is not a source id")
-        if value is None:
-            self.invalid.pop(source, None)
-            if self.cameras.pop(source, None) is None:
-                return CameraChange(source, "unknown-tombstone")
-            return CameraChange(source, "removed")
-        try:
-            config = config_from_obj(codec.decode(value, "CameraConfig"), source=source)
+            return CameraGeometry.of(config_from_obj(codec.decode(value, "CameraConfig"), source=key))
         except CodecError as exc:
-            return self._reject(source, exc.reason, exc.message)
+            raise Rejected(exc.reason, exc.message) from None
         except CameraConfigError as exc:
-            return self._reject(source, "invalid_camera", str(exc))
-        old = self.cameras.get(source)
-        self.invalid.pop(source, None)
-        if old is not None and old.config == config:
-            return CameraChange(source, "unchanged")
-        self.cameras[source] = CameraGeometry.of(config)
-        CAMERA_RECORDS.labels("applied").inc()
-        return CameraChange(source, "updated" if old is not None else "added", ", ".join(config.zone_names))
+            raise Rejected("invalid_camera", str(exc)) from None
 
-    def _reject(self, source: str, reason: str, detail: str) -> CameraChange:
-        CAMERA_RECORDS.labels("rejected").inc()
-        self.invalid[source] = f"{reason}: {detail}"
-        return CameraChange(source, "rejected", f"{reason}: {detail}")
+    def describe(self, item: CameraGeometry) -> str:
+        return "zones: " + (", ".join(item.config.zone_names) or "none")
+
+    def counted(self, kind: str, reason: str = "") -> None:
+        CAMERA_RECORDS.labels("rejected" if kind == "rejected" else "applied").inc()
 
     def summary(self) -> str:
-        return f"{len(self.cameras)} camera configuration(s)"
-
-    @staticmethod
-    def log_change(change: CameraChange) -> None:
-        if change.kind == "rejected":
-            log.warning("cameras: rejected record for %s: %s", change.source, change.detail)
-        elif change.kind not in ("unknown-tombstone", "unchanged"):
-            log.info("cameras: %s %s (zones: %s)", change.kind, change.source, change.detail or "-")
+        return f"{len(self.items)} camera configuration(s)"
 
 
 def encode_camera(config: CameraConfig) -> bytes:

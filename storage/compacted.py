@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -25,6 +27,7 @@ from mugpos.core.topics import ensure_topics
 log = logging.getLogger(__name__)
 
 Records = Iterable[tuple[bytes | None, bytes | None]]
+T = TypeVar("T")
 
 
 class Registry(Protocol):
@@ -41,6 +44,109 @@ class Registry(Protocol):
     def summary(self) -> str:
         """One line for the log once the topic was read to its end."""
         ...
+
+
+class Rejected(Exception):
+    """A record that does not validate: a bounded ``reason`` (a metric label) and a ``detail`` for people."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class Change:
+    """What one record did to a registry (for logs and tests)."""
+
+    key: str
+    kind: str  # added, updated, unchanged, removed, rejected, unknown-tombstone
+    detail: str = ""
+
+
+class KeyedRegistry(Generic[T]):
+    """The current value per key of a compacted topic: a tombstone deletes, a record that does not
+    validate is set apart in ``invalid`` (the last good value stays), an equal one changes nothing.
+    Subclasses say how a value is parsed and what follows a change."""
+
+    #: Topic (for log lines) and what one value is called ("rule", "camera").
+    topic: ClassVar[str]
+    noun: ClassVar[str]
+    #: What a record key must match, and how it is called in the refusal.
+    key_pattern: ClassVar[re.Pattern[str]]
+    key_name: ClassVar[str]
+
+    def __init__(self) -> None:
+        self.items: dict[str, T] = {}
+        self.invalid: dict[str, str] = {}
+        self.version = 0
+        self.ready = asyncio.Event()
+
+    def parse(self, key: str, value: bytes) -> T:
+        """The value of a record; raises :class:`Rejected` for one that does not validate."""
+        raise NotImplementedError
+
+    def describe(self, item: T) -> str:
+        """A few words on a value for the log line of its change."""
+        return ""
+
+    def counted(self, kind: str, reason: str = "") -> None:
+        """Count a record that was applied (``added``/``updated``) or ``rejected`` (with its reason)."""
+
+    def changed(self) -> None:
+        """Called once after a batch of records that added, updated or removed anything."""
+
+    def apply(self, records: Records) -> list[Change]:
+        """Apply (key, value) records in order, then :meth:`changed` once."""
+        changes = [self._apply_one(key, value) for key, value in records]
+        if any(c.kind in ("added", "updated", "removed") for c in changes):
+            self.version += 1
+            self.changed()
+        return changes
+
+    def _apply_one(self, raw_key: bytes | None, value: bytes | None) -> Change:
+        try:
+            key = raw_key.decode("utf-8") if raw_key is not None else ""
+        except UnicodeDecodeError:
+            key = ""
+        if not self.key_pattern.fullmatch(key):
+            return self._reject(key or repr(raw_key), Rejected("bad_key", f"record key is not a {self.key_name}"))
+        if value is None:
+            self.invalid.pop(key, None)
+            if self.items.pop(key, None) is None:
+                return Change(key, "unknown-tombstone")
+            return Change(key, "removed")
+        try:
+            item = self.parse(key, value)
+        except Rejected as exc:
+            return self._reject(key, exc)
+        if self.items.get(key) == item:
+            return Change(key, "unchanged")
+        kind = "updated" if key in self.items else "added"
+        self.items[key] = item
+        self.invalid.pop(key, None)
+        self.counted(kind)
+        return Change(key, kind, self.describe(item))
+
+    def _reject(self, key: str, exc: Rejected) -> Change:
+        self.counted("rejected", exc.reason)
+        self.invalid[key] = str(exc)
+        return Change(key, "rejected", str(exc))
+
+    def log_change(self, change: Change) -> None:
+        if change.kind == "rejected":
+            log.warning("%s: rejected record for %s: %s", self.topic, change.key, change.detail)
+        elif change.kind not in ("unknown-tombstone", "unchanged"):
+            log.info("%s: %s %s %s (%s)", self.topic, change.kind, self.noun, change.key, change.detail or "-")
+
+
+async def wait_ready(ready: asyncio.Event, timeout_s: float, topic: str, fallback: str) -> None:
+    """Wait until a registry has read its topic to the end, at most ``timeout_s``; then go on with
+    what it holds (``fallback`` says how, in the warning): a worker must not stall on a slow topic."""
+    try:
+        await asyncio.wait_for(ready.wait(), timeout_s)
+    except TimeoutError:
+        log.warning("%s topic not read within %.0f s; %s", topic, timeout_s, fallback)
 
 
 async def start_consumer(

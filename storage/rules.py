@@ -9,93 +9,55 @@ apply without a restart.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-
 from mugpos.core.codec import CodecError, codec
 from mugpos.core.settings import Settings
 from mugpos.rules.engine import EMPTY, RuleSet
 from mugpos.rules.errors import RuleValidationError
 from mugpos.rules.metrics import RULES_LOADED, RULES_REJECTED
 from mugpos.rules.model import RULE_ID, Rule, rule_from_record, rule_to_record
-from mugpos.storage.compacted import CompactedFeed, CompactedTopic
-
-log = logging.getLogger(__name__)
+from mugpos.storage.compacted import CompactedFeed, CompactedTopic, KeyedRegistry, Rejected
 
 
-@dataclass
-class Change:
-    """What one record on the rules topic did to the registry (for logs and tests)."""
-
-    rule_id: str
-    kind: str  # added, updated, unchanged, removed, rejected, unknown-tombstone
-    detail: str = ""
-
-
-@dataclass
-class RuleRegistry:
+class RuleRegistry(KeyedRegistry[Rule]):
     """Current rules by id, plus the compiled rule set of the enabled ones."""
 
-    rules: dict[str, Rule] = field(default_factory=dict)
-    invalid: dict[str, str] = field(default_factory=dict)
-    ruleset: RuleSet = EMPTY
-    version: int = 0
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    topic, noun = "rules", "rule"
+    key_pattern, key_name = RULE_ID, "rule id"
 
-    def apply(self, records: Iterable[tuple[bytes | None, bytes | None]]) -> list[Change]:
-        """Apply (key, value) records in order, then recompile once."""
-        changes = [self._apply_one(key, value) for key, value in records]
-        if any(c.kind in ("added", "updated", "removed") for c in changes):
-            self.ruleset = RuleSet(self.rules.values())
-            self.version += 1
-            RULES_LOADED.labels("enabled").set(len(self.ruleset))
-            RULES_LOADED.labels("disabled").set(len(self.rules) - len(self.ruleset))
-        return changes
+    def __init__(self) -> None:
+        super().__init__()
+        self.ruleset: RuleSet = EMPTY
 
-    def _apply_one(self, key: bytes | None, value: bytes | None) -> Change:
-        try:
-            rule_id = key.decode("utf-8") if key is not None else ""
-        except UnicodeDecodeError:
-            rule_id = ""
-        if not RULE_ID.fullmatch(rule_id):
-            return self._reject(rule_id or repr(key), "bad_key", "record key is not a rule id")
-        if value is None:
-            if self.rules.pop(rule_id, None) is None:
-                self.invalid.pop(rule_id, None)
-                return Change(rule_id, "unknown-tombstone")
-            self.invalid.pop(rule_id, None)
-            return Change(rule_id, "removed")
+    @property
+    def rules(self) -> dict[str, Rule]:
+        return self.items
+
+    def parse(self, key: str, value: bytes) -> Rule:
         try:
             rule = rule_from_record(codec.decode(value, "RuleDefinition"))
         except CodecError as exc:
-            return self._reject(rule_id, exc.reason, exc.message)
+            raise Rejected(exc.reason, exc.message) from None
         except RuleValidationError as exc:
-            return self._reject(rule_id, "invalid_rule", str(exc))
-        if rule.rule_id != rule_id:
-            return self._reject(rule_id, "key_mismatch", f"record key {rule_id!r} but rule_id {rule.rule_id!r}")
-        if self.rules.get(rule_id) == rule:
-            return Change(rule_id, "unchanged")
-        kind = "updated" if rule_id in self.rules else "added"
-        self.rules[rule_id] = rule
-        self.invalid.pop(rule_id, None)
-        return Change(rule_id, kind, rule.name)
+            raise Rejected("invalid_rule", str(exc)) from None
+        if rule.rule_id != key:
+            raise Rejected("key_mismatch", f"record key {key!r} but rule_id {rule.rule_id!r}")
+        return rule
 
-    def _reject(self, rule_id: str, reason: str, detail: str) -> Change:
-        RULES_REJECTED.labels(reason).inc()
-        self.invalid[rule_id] = f"{reason}: {detail}"
-        return Change(rule_id, "rejected", f"{reason}: {detail}")
+    def describe(self, item: Rule) -> str:
+        return item.name
+
+    def counted(self, kind: str, reason: str = "") -> None:
+        if kind == "rejected":
+            RULES_REJECTED.labels(reason).inc()
+
+    def changed(self) -> None:
+        """Recompile once per batch of changes."""
+        self.ruleset = RuleSet(self.rules.values())
+        RULES_LOADED.labels("enabled").set(len(self.ruleset))
+        RULES_LOADED.labels("disabled").set(len(self.rules) - len(self.ruleset))
 
     def summary(self) -> str:
         return f"{len(self.rules)} rule(s), {len(self.ruleset)} enabled"
-
-    @staticmethod
-    def log_change(change: Change) -> None:
-        if change.kind == "rejected":
-            log.warning("rules: rejected record for %s: %s", change.rule_id, change.detail)
-        elif change.kind not in ("unknown-tombstone", "unchanged"):
-            log.info("rules: %s rule %s (%s)", change.kind, change.rule_id, change.detail or "-")
 
 
 def encode_rule(rule: Rule) -> bytes:
