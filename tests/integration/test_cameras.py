@@ -7,9 +7,7 @@ import asyncio
 import json
 import secrets
 import subprocess
-import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +16,10 @@ from pydantic import SecretStr
 
 from mugpos.core.settings import Settings, settings_env
 from mugpos.core.topics import ensure_topics
-from tests.integration.test_episodes import produce, read, wait_until
+from tests.integration.test_episodes import captured, produce, read, wait_until
 from tests.integration.test_web_rules import Http
-from tests.integration.worker import free_port, rules_cli, running_worker
-from tests.models.test_positioning import CUSTOM, NOW, TABLE, det, event, mug_at
+from tests.integration.worker import free_port, mugpos_cli, rules_cli, running_worker
+from tests.models.test_positioning import TABLE, det, mug_at
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -30,16 +28,7 @@ IN_ZONE, OUT_OF_ZONE = mug_at(750, 600), mug_at(300, 600)
 
 
 def cameras_cli(env: dict[str, str], *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "mugpos.cli", "cameras", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=str(Path(__file__).resolve().parents[2]),
-    )
-    assert result.returncode == code, (result.stdout, result.stderr)
-    return result
+    return mugpos_cli(env, "cameras", *args, code=code)
 
 
 def listed(env: dict[str, str]) -> dict[str, dict[str, Any]]:
@@ -74,14 +63,7 @@ def test_cameras_set_list_merge_and_rm_on_the_topic(settings: Settings) -> None:
 
 
 def frame(source: str, t_s: int) -> dict[str, Any]:
-    record = event(det("mug", IN_ZONE), det("mug", OUT_OF_ZONE), det("surface", TABLE), labels=CUSTOM)
-    return {
-        **record,
-        "image_id": f"{source}-{t_s:03d}",
-        "source": source,
-        "captured_at": NOW + timedelta(seconds=t_s),
-        "model": {**record["model"], "name": "custom"},
-    }
+    return captured(source, t_s, det("mug", IN_ZONE), det("mug", OUT_OF_ZONE), det("surface", TABLE))
 
 
 def test_a_zone_rule_fires_only_for_mugs_in_the_zone_and_follows_changes(settings: Settings, tmp_path: Path) -> None:

@@ -42,9 +42,9 @@ ELSEWHERE = (700, 560, 820, 600)  # the coaster moved away from under the mug
 LATENESS_S = 6  # frames are 5 s apart: neighbours may swap
 
 
-def frame(source: str, t_s: int, on: bool) -> dict[str, Any]:
-    coaster = COASTER if on else ELSEWHERE
-    record = event(det("mug", ON_COASTER), det("coaster", coaster), det("surface", TABLE), labels=CUSTOM)
+def captured(source: str, t_s: int, *detections: dict[str, Any]) -> dict[str, Any]:
+    """A DetectionEvent of ``source`` captured ``t_s`` seconds after NOW, from a domain-trained model."""
+    record = event(*detections, labels=CUSTOM)
     return {
         **record,
         "image_id": f"{source}-{t_s:03d}",
@@ -52,6 +52,11 @@ def frame(source: str, t_s: int, on: bool) -> dict[str, Any]:
         "captured_at": NOW + timedelta(seconds=t_s),
         "model": {**record["model"], "name": "custom"},
     }
+
+
+def frame(source: str, t_s: int, on: bool) -> dict[str, Any]:
+    coaster = COASTER if on else ELSEWHERE
+    return captured(source, t_s, det("mug", ON_COASTER), det("coaster", coaster), det("surface", TABLE))
 
 
 def scene_a(source: str) -> list[dict[str, Any]]:

@@ -40,15 +40,20 @@ def running_worker(
             stop_process(proc)
 
 
-def rules_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """`mugpos rules ARGS` in a child process with ``env``; fails the test on a non-zero exit."""
+def mugpos_cli(env: dict[str, str], *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+    """`mugpos ARGS` in a child process with ``env``; fails the test unless it exits with ``code``."""
     result = subprocess.run(
-        [sys.executable, "-m", "mugpos.cli", "rules", *args],
+        [sys.executable, "-m", "mugpos.cli", *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
         cwd=str(Path(__file__).resolve().parents[2]),
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == code, (result.stdout, result.stderr)
     return result
+
+
+def rules_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`mugpos rules ARGS`, which must succeed."""
+    return mugpos_cli(env, "rules", *args)

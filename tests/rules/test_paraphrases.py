@@ -619,12 +619,12 @@ def test_paraphrase_compiles_to_its_rule(sentence: str, condition: Json, severit
     codec.encode("RuleDefinition", rule_to_record(rule))
 
 
-def _flat(node: Condition) -> Condition:
+def flat(node: Condition) -> Condition:
     """``(a and b) and c`` is ``a and b and c``: the canonical sentence need not keep the nesting."""
     if isinstance(node, AllOf | AnyOf):
         kind = type(node)
         children: list[Condition] = []
-        for child in map(_flat, node.children):
+        for child in map(flat, node.children):
             children.extend(child.children if isinstance(child, kind) else (child,))
         return kind(tuple(children))
     return node
@@ -636,7 +636,7 @@ def test_the_canonical_sentence_says_the_same_rule(sentence: str) -> None:
     canonical = canonical_sentence(rule)
     assert canonical is not None
     again = compile_sentence(canonical)
-    assert _flat(again.condition) == _flat(rule.condition)
+    assert flat(again.condition) == flat(rule.condition)
     assert (again.severity, again.action, again.sources, again.cooldown_s) == (
         rule.severity,
         rule.action,
@@ -809,4 +809,4 @@ def test_fuzz_paraphrase_word_salad_gives_errors_or_rules_that_say_themselves(wo
     codec.encode("RuleDefinition", rule_to_record(rule))
     canonical = canonical_sentence(rule)
     if canonical is not None:
-        assert _flat(compile_sentence(canonical).condition) == _flat(rule.condition)
+        assert flat(compile_sentence(canonical).condition) == flat(rule.condition)

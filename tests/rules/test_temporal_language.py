@@ -8,7 +8,6 @@ accepted sentence is said back by ``canonical_sentence`` in words that compile t
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -26,17 +25,15 @@ from mugpos.rules import language
 from mugpos.rules.errors import RuleSyntaxError
 from mugpos.rules.language import canonical_sentence, compile_sentence, parse_sentence
 from mugpos.rules.model import (
-    AllOf,
-    AnyOf,
     Compare,
-    Condition,
     Temporal,
     rule_from_json,
     rule_from_obj,
     rule_to_json,
     rule_to_record,
 )
-from tests.rules.test_paraphrases import all_, any_, cmp
+from tests.rules.test_cli_rules import explain_cli
+from tests.rules.test_paraphrases import all_, any_, cmp, flat
 
 GRAMMAR = Path(__file__).resolve().parents[2] / "rules" / "GRAMMAR.md"
 MUGPOS = [sys.executable, "-m", "mugpos.cli"]
@@ -257,24 +254,13 @@ def test_sentence_compiles_to_its_condition_and_temporal_clause(sentence: str, c
     codec.encode("RuleDefinition", rule_to_record(rule))
 
 
-def _flat(node: Condition) -> Condition:
-    """``(a and b) and c`` is ``a and b and c``: the canonical sentence need not keep the nesting."""
-    if isinstance(node, AllOf | AnyOf):
-        kind = type(node)
-        children: list[Condition] = []
-        for child in map(_flat, node.children):
-            children.extend(child.children if isinstance(child, kind) else (child,))
-        return kind(tuple(children))
-    return node
-
-
 @pytest.mark.parametrize("sentence", [c[0] for c in CORPUS])
 def test_the_canonical_sentence_says_the_same_rule_over_time(sentence: str) -> None:
     rule = compile_sentence(sentence)
     canonical = canonical_sentence(rule)
     assert canonical is not None
     again = compile_sentence(canonical)
-    assert _flat(again.condition) == _flat(rule.condition)
+    assert flat(again.condition) == flat(rule.condition)
     assert again.temporal == rule.temporal
     assert (again.severity, again.action, again.sources, again.cooldown_s) == (
         rule.severity,
@@ -560,10 +546,9 @@ TEMPORAL_WORDS = sorted(
 )
 
 
-@fuzz_settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.sampled_from(TEMPORAL_WORDS), min_size=0, max_size=25))
-def test_fuzz_temporal_word_salad_gives_errors_or_rules_that_say_themselves(words: list[str]) -> None:
-    text = " ".join(["alert", "when", *words])
+def check_word_salad(text: str) -> None:
+    """Random words: a syntax error at a position inside the text, or a rule that survives JSON and
+    Avro and whose canonical sentence means the same."""
     try:
         rule = compile_sentence(text)
     except RuleSyntaxError as exc:
@@ -574,29 +559,31 @@ def test_fuzz_temporal_word_salad_gives_errors_or_rules_that_say_themselves(word
     canonical = canonical_sentence(rule)
     if canonical is not None:
         again = compile_sentence(canonical)
-        assert _flat(again.condition) == _flat(rule.condition)
+        assert flat(again.condition) == flat(rule.condition)
         assert again.temporal == rule.temporal
+
+
+def check_mutated(text: str) -> None:
+    """A damaged sentence: compiles, or is a syntax error with a caret (never another exception)."""
+    try:
+        compile_sentence(text)
+    except RuleSyntaxError as exc:
+        assert "^" in str(exc)
+
+
+@fuzz_settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(TEMPORAL_WORDS), min_size=0, max_size=25))
+def test_fuzz_temporal_word_salad_gives_errors_or_rules_that_say_themselves(words: list[str]) -> None:
+    check_word_salad(" ".join(["alert", "when", *words]))
 
 
 @fuzz_settings(max_examples=300, deadline=None)
 @given(st.sampled_from([c[0] for c in CORPUS]), st.integers(0, 120), st.sampled_from(["", " ", "x", "5", ",", "for "]))
 def test_fuzz_mutated_corpus_sentences_only_raise_syntax_errors(sentence: str, at: int, insert: str) -> None:
-    try:
-        compile_sentence(sentence[:at] + insert + sentence[at:])
-    except RuleSyntaxError as exc:
-        assert "^" in str(exc)
+    check_mutated(sentence[:at] + insert + sentence[at:])
 
 
 # -- the CLI -----------------------------------------------------------------------------------------
-
-
-def explain_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """``rules explain`` with every service address pointing nowhere: it must not need any of them."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MUGPOS_", "AWS_"))}
-    env.update(MUGPOS_BROKER="kafka://127.0.0.1:9", MUGPOS_REDIS_URL="redis://127.0.0.1:9/0", COLUMNS="200")
-    return subprocess.run(
-        [*MUGPOS, "rules", "explain", *args], env=env, capture_output=True, text=True, timeout=60, cwd="/"
-    )
 
 
 def test_explain_shows_the_temporal_clause_of_a_duration_with_resolution() -> None:

@@ -9,10 +9,7 @@ compile to the same rule, and ``mugpos rules explain`` shows it.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +23,11 @@ from mugpos.rules import language
 from mugpos.rules.errors import RuleSyntaxError
 from mugpos.rules.language import canonical_sentence, compile_sentence
 from mugpos.rules.model import AllOf, AnyOf, Condition, rule_from_json, rule_from_obj, rule_to_json, rule_to_record
+from tests.rules.test_cli_rules import explain_cli
+from tests.rules.test_paraphrases import flat
+from tests.rules.test_temporal_language import check_mutated, check_word_salad
 
 GRAMMAR = Path(__file__).resolve().parents[2] / "rules" / "GRAMMAR.md"
-MUGPOS = [sys.executable, "-m", "mugpos.cli"]
 
 Json = dict[str, Any]
 
@@ -246,24 +245,13 @@ def test_sentence_compiles_to_its_rule(sentence: str, expected: Json) -> None:
     codec.encode("RuleDefinition", rule_to_record(rule))
 
 
-def _flat(node: Condition) -> Condition:
-    """``(a and b) and c`` is ``a and b and c``: the canonical sentence need not keep the nesting."""
-    if isinstance(node, AllOf | AnyOf):
-        kind = type(node)
-        children: list[Condition] = []
-        for child in map(_flat, node.children):
-            children.extend(child.children if isinstance(child, kind) else (child,))
-        return kind(tuple(children))
-    return node
-
-
 @pytest.mark.parametrize("sentence", [c[0] for c in CORPUS], ids=[c[0][:80] for c in CORPUS])
 def test_the_canonical_sentence_says_the_same_rule(sentence: str) -> None:
     rule = compile_sentence(sentence)
     canonical = canonical_sentence(rule)
     assert canonical is not None
     again = compile_sentence(canonical)
-    assert _flat(again.condition) == _flat(rule.condition)
+    assert flat(again.condition) == flat(rule.condition)
     assert (again.temporal, again.severity, again.action, again.sources, again.cooldown_s) == (
         rule.temporal,
         rule.severity,
@@ -412,15 +400,6 @@ def test_every_zone_word_is_in_the_grammar_doc() -> None:
 # -- the CLI -----------------------------------------------------------------------------------------
 
 
-def explain_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """``rules explain`` with every service address pointing nowhere: it must not need any of them."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MUGPOS_", "AWS_"))}
-    env.update(MUGPOS_BROKER="kafka://127.0.0.1:9", MUGPOS_REDIS_URL="redis://127.0.0.1:9/0", COLUMNS="200")
-    return subprocess.run(
-        [*MUGPOS, "rules", "explain", *args], env=env, capture_output=True, text=True, timeout=60, cwd="/"
-    )
-
-
 def test_explain_shows_a_zone_rule() -> None:
     result = explain_cli("warn when a mug in the laptop zone is off its coaster")
     assert result.returncode == 0, result.stderr
@@ -460,25 +439,10 @@ ZONE_SALAD = sorted(
 @fuzz_settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(ZONE_SALAD), min_size=0, max_size=25))
 def test_fuzz_zone_word_salad_gives_errors_or_rules_that_say_themselves(words: list[str]) -> None:
-    text = " ".join(["alert", "when", *words])
-    try:
-        rule = compile_sentence(text)
-    except RuleSyntaxError as exc:
-        assert 0 <= exc.position <= len(text)
-        return
-    assert rule_from_json(json.dumps(rule_to_json(rule))) == rule
-    codec.encode("RuleDefinition", rule_to_record(rule))
-    canonical = canonical_sentence(rule)
-    if canonical is not None:
-        again = compile_sentence(canonical)
-        assert _flat(again.condition) == _flat(rule.condition)
-        assert again.temporal == rule.temporal
+    check_word_salad(" ".join(["alert", "when", *words]))
 
 
 @fuzz_settings(max_examples=300, deadline=None)
 @given(st.sampled_from([c[0] for c in CORPUS]), st.integers(0, 120), st.sampled_from(["", " ", "x", "zone ", '"', "-"]))
 def test_fuzz_mutated_zone_sentences_only_raise_syntax_errors(sentence: str, at: int, insert: str) -> None:
-    try:
-        compile_sentence(sentence[:at] + insert + sentence[at:])
-    except RuleSyntaxError as exc:
-        assert "^" in str(exc)
+    check_mutated(sentence[:at] + insert + sentence[at:])
